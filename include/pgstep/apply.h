@@ -1,0 +1,33 @@
+/* Applying a plan: each step in its own transaction under a transaction-level advisory lock,
+ * many steps per round trip in pipeline mode; steps marked no-transaction statement by statement
+ * under a session-level lock. Exactly once even with several runners at once. */
+#ifndef PGSTEP_APPLY_H
+#define PGSTEP_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgstep/config.h"
+#include "pgstep/conn.h"
+#include "pgstep/error.h"
+#include "pgstep/history.h"
+#include "pgstep/plan.h"
+
+typedef struct apply_stats {
+    size_t applied;          /* steps this run applied */
+    size_t applied_by_other; /* pending steps another runner applied meanwhile */
+} apply_stats;
+
+/* Runs every pending and rerun item of p. *c may be replaced when the connection is lost and
+ * re-established. table_exists tells whether the history table must be created first. Errors:
+ * PGSTEP_EXIT_STEP_FAILED for a step's SQL error (file, line and SQLSTATE in err),
+ * PGSTEP_EXIT_TEMPFAIL when the lock was not obtained within lock.timeout or transient errors
+ * outlasted apply.retries, 130/143 when interrupted. */
+bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, const plan *p,
+                bool table_exists, apply_stats *stats, pgstep_error *err);
+
+/* The 64-bit advisory lock key derived from lock.name, as decimal text. */
+void apply_lock_key(const char *name, char out[24]);
+
+#endif /* PGSTEP_APPLY_H */

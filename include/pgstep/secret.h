@@ -1,0 +1,16 @@
+/* Passwords: read from a file into guarded sodium memory and wiped after use. */
+#ifndef PGSTEP_SECRET_H
+#define PGSTEP_SECRET_H
+
+#include <stdbool.h>
+
+#include "pgstep/error.h"
+
+/* Reads the password in path (trailing CR/LF stripped) into sodium_malloc'ed memory at *out.
+ * Errors (missing, unreadable, empty, too large, NUL byte) set err with PGSTEP_EXIT_CONFIG. */
+bool secret_read_file(const char *path, char **out, pgstep_error *err);
+
+/* Wipes and frees a secret from secret_read_file; NULL is fine. */
+void secret_free(char *secret);
+
+#endif /* PGSTEP_SECRET_H */

@@ -1,0 +1,18 @@
+/* Reports of a plan on stdout: the status table, its JSON form, and the dry-run plan. */
+#ifndef PGSTEP_STATUS_H
+#define PGSTEP_STATUS_H
+
+#include <stdio.h>
+
+#include "pgstep/plan.h"
+
+/* One line per step: state, file, applied at, checksum. */
+void status_print_text(const plan *p, FILE *f);
+
+/* One JSON document: {"steps": [...], "summary": {...}} (shape documented in README). */
+void status_print_json(const plan *p, FILE *f);
+
+/* One line per step with what apply would do: apply, skip or re-apply, with checksums. */
+void status_print_plan(const plan *p, FILE *f);
+
+#endif /* PGSTEP_STATUS_H */

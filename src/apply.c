@@ -1,0 +1,640 @@
+/* Applying the plan. Transactional steps go out in one pipeline per run of consecutive steps:
+ * for each, BEGIN; take the transaction lock or fail; re-check the history or fail; the step's
+ * statements; the history row; COMMIT. The first failure makes the server skip everything after
+ * it, so later steps are never attempted, and no transaction is open while pgstep waits for the
+ * lock. Steps marked no-transaction run one statement at a time under a session lock. */
+#include "pgstep/apply.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "pgstep/backoff.h"
+#include "pgstep/exitcode.h"
+#include "pgstep/log.h"
+#include "pgstep/primary.h"
+
+#define APPLY_LOCK_FIRST_DELAY_MS  10
+#define APPLY_LOCK_MAX_DELAY_MS    500
+#define APPLY_RETRY_FIRST_DELAY_MS 100
+
+/* Failing casts (see history.c) raise invalid_text_representation. */
+#define APPLY_SQLSTATE_RAISED "22P02"
+
+static const char apply_xact_lock_sql[] =
+    "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
+    " pg_catalog.set_config('lock_timeout', $2, true),"
+    " pg_catalog.set_config('pgstep.step_started', pg_catalog.clock_timestamp()::text, true),"
+    " CASE WHEN pg_catalog.pg_try_advisory_xact_lock($3::bigint) THEN 0"
+    " ELSE ('pgstep: advisory lock ' || $3::bigint || ' is held by another runner (backend '"
+    " || pg_catalog.pg_backend_pid() || ')')::integer END";
+static const char apply_session_lock_sql[] = "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)";
+static const char apply_session_unlock_sql[] = "SELECT pg_catalog.pg_advisory_unlock($1::bigint)";
+
+/* Whether an error result is one of pgstep's own deliberate failures. */
+static bool apply_raised(const PGresult *res)
+{
+    const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    return sqlstate && strcmp(sqlstate, APPLY_SQLSTATE_RAISED) == 0;
+}
+
+typedef enum apply_outcome {
+    APPLY_DONE,      /* every step asked for ran, or was found applied */
+    APPLY_LOCK_BUSY, /* another runner holds the lock: wait, then resume at ctx->failed */
+    APPLY_RESUME,    /* another runner applied ctx->failed meanwhile: resume after it */
+    APPLY_RETRY,     /* transient error at ctx->failed: try it again */
+    APPLY_FAILED,    /* err says why */
+} apply_outcome;
+
+typedef struct apply_ctx {
+    conn **c;
+    const pgstep_config *cfg;
+    const history_sql *sql;
+    const plan_item **items; /* the work, in order */
+    size_t nitems;
+    bool need_bootstrap;
+    size_t failed;
+    char lock_key[24];
+    char statement_timeout[24];
+    char lock_timeout[24];
+    char run_id[33];
+    char host[256];
+    apply_stats *stats;
+} apply_ctx;
+
+void apply_lock_key(const char *name, char out[24])
+{
+    unsigned char hash[8];
+    uint64_t key = 0;
+
+    /* Namespaced so that pgstep's keys do not collide with small integers other tools use. */
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof(hash));
+    crypto_generichash_update(&st, (const unsigned char *)"pgstep lock ", 12);
+    crypto_generichash_update(&st, (const unsigned char *)name, strlen(name));
+    crypto_generichash_final(&st, hash, sizeof(hash));
+    for (size_t i = 0; i < sizeof(hash); i++)
+        key = key << 8 | hash[i];
+    snprintf(out, 24, "%" PRId64, (int64_t)key);
+}
+
+static void apply_ctx_init(apply_ctx *ctx, conn **c, const pgstep_config *cfg,
+                           const history_sql *sql, apply_stats *stats)
+{
+    unsigned char id[16];
+
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->c = c;
+    ctx->cfg = cfg;
+    ctx->sql = sql;
+    ctx->stats = stats;
+    apply_lock_key(cfg->lock_name, ctx->lock_key);
+    snprintf(ctx->statement_timeout, sizeof(ctx->statement_timeout), "%ds", cfg->statement_timeout);
+    snprintf(ctx->lock_timeout, sizeof(ctx->lock_timeout), "%ds", cfg->apply_lock_timeout);
+    randombytes_buf(id, sizeof(id));
+    sodium_bin2hex(ctx->run_id, sizeof(ctx->run_id), id, sizeof(id));
+    if (gethostname(ctx->host, sizeof(ctx->host)) != 0)
+        ctx->host[0] = '\0';
+    ctx->host[sizeof(ctx->host) - 1] = '\0';
+}
+
+/* The line of the file where a server error points: the statement's first line plus the
+ * newlines before the error position (a 1-based character index into the statement). */
+static int apply_error_line(const step *s, size_t stmt, int position)
+{
+    const lexer_statement *st = &s->statements[stmt];
+    const char *p = s->sql + st->offset;
+    const char *end = p + st->length;
+    int line = st->line;
+
+    for (int chars = 1; p < end && chars < position; p++) {
+        if ((*p & 0xC0) != 0x80)
+            chars++;
+        if (*p == '\n')
+            line++;
+    }
+    return line;
+}
+
+/* An outcome for an error already in err: interrupted and permanent errors stop, lost
+ * connections and transient SQLSTATEs are retried. */
+static bool apply_interrupted(const pgstep_error *err);
+
+static apply_outcome apply_classify(const pgstep_error *err)
+{
+    if (apply_interrupted(err))
+        return APPLY_FAILED;
+    if (err->exit_code == PGSTEP_EXIT_TEMPFAIL || conn_sqlstate_retryable(err->sqlstate))
+        return APPLY_RETRY;
+    return APPLY_FAILED;
+}
+
+/* Names the step file, and the line when one of its statements (stmt < nstatements) failed. */
+static void apply_locate(const step *s, size_t stmt, pgstep_error *err)
+{
+    error_location(err, s->file_name,
+                   stmt < s->nstatements ? apply_error_line(s, stmt, err->position) : 0);
+}
+
+/* A step's statement (stmt < nstatements) or pgstep's own statement about it failed. */
+static apply_outcome apply_step_error(const step *s, const PGresult *res, size_t stmt,
+                                      pgstep_error *err)
+{
+    conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
+    apply_locate(s, stmt, err);
+    return apply_classify(err);
+}
+
+static bool apply_send_statement(conn *c, const step *s, size_t i, pgstep_error *err)
+{
+    const lexer_statement *st = &s->statements[i];
+    char *text = strndup(s->sql + st->offset, st->length);
+    bool ok;
+
+    if (!text)
+        return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+    ok = conn_pipeline_send(c, text, 0, NULL, err);
+    free(text);
+    return ok;
+}
+
+static bool apply_send_lock(apply_ctx *ctx, pgstep_error *err)
+{
+    const char *params[] = {ctx->statement_timeout, ctx->lock_timeout, ctx->lock_key};
+
+    return conn_pipeline_send(*ctx->c, apply_xact_lock_sql, 3, params, err);
+}
+
+static void apply_version_text(const step *s, char out[24])
+{
+    snprintf(out, 24, "%lld", s->version);
+}
+
+/* Parameters of history_sql.recheck_* and needs_*. */
+static int apply_recheck_params(const plan_item *item, char version[24], const char *params[2])
+{
+    const step *s = item->step;
+
+    if (s->kind == STEP_VERSIONED) {
+        apply_version_text(s, version);
+        params[0] = version;
+        return 1;
+    }
+    params[0] = s->description;
+    params[1] = item->checksum;
+    return 2;
+}
+
+/* Parameters of history_sql.insert; duration NULL lets the server measure it. */
+static void apply_insert_params(const apply_ctx *ctx, const plan_item *item, const char *duration,
+                                char version[24], const char *params[9])
+{
+    const step *s = item->step;
+
+    apply_version_text(s, version);
+    params[0] = s->kind == STEP_VERSIONED ? "V" : "R";
+    params[1] = s->kind == STEP_VERSIONED ? version : NULL;
+    params[2] = s->description;
+    params[3] = s->file_name;
+    params[4] = item->checksum;
+    params[5] = duration;
+    params[6] = ctx->run_id;
+    params[7] = PGSTEP_VERSION;
+    params[8] = ctx->host;
+}
+
+static bool apply_send_step(apply_ctx *ctx, const plan_item *item, pgstep_error *err)
+{
+    const step *s = item->step;
+    const char *params[2];
+    const char *insert[9];
+    char version[24];
+    int n = apply_recheck_params(item, version, params);
+    const char *recheck = s->kind == STEP_VERSIONED ? ctx->sql->recheck_v : ctx->sql->recheck_r;
+
+    if (!conn_pipeline_send(*ctx->c, "BEGIN", 0, NULL, err) || !apply_send_lock(ctx, err) ||
+        !conn_pipeline_send(*ctx->c, recheck, n, params, err))
+        return false;
+    for (size_t i = 0; i < s->nstatements; i++) {
+        if (!apply_send_statement(*ctx->c, s, i, err))
+            return false;
+    }
+    apply_insert_params(ctx, item, NULL, version, insert);
+    return conn_pipeline_send(*ctx->c, ctx->sql->insert, 9, insert, err) &&
+           conn_pipeline_send(*ctx->c, "COMMIT", 0, NULL, err);
+}
+
+static bool apply_send_bootstrap(apply_ctx *ctx, pgstep_error *err)
+{
+    if (!conn_pipeline_send(*ctx->c, "BEGIN", 0, NULL, err) || !apply_send_lock(ctx, err))
+        return false;
+    for (int i = 0; i < 3; i++) {
+        if (!conn_pipeline_send(*ctx->c, ctx->sql->create[i], 0, NULL, err))
+            return false;
+    }
+    return conn_pipeline_send(*ctx->c, "COMMIT", 0, NULL, err);
+}
+
+/* Reads the next result and says whether it succeeded; *res is kept for the caller to clear. */
+static bool apply_next_ok(apply_ctx *ctx, PGresult **res, pgstep_error *err)
+{
+    ExecStatusType status;
+
+    *res = conn_pipeline_next(*ctx->c, err);
+    if (!*res)
+        return false;
+    status = PQresultStatus(*res);
+    return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+/* Reads BEGIN and the lock statement. */
+static apply_outcome apply_read_locked(apply_ctx *ctx, const step *s, pgstep_error *err)
+{
+    apply_outcome outcome = APPLY_DONE;
+    PGresult *res;
+
+    for (int i = 0; i < 2 && outcome == APPLY_DONE; i++) {
+        if (apply_next_ok(ctx, &res, err)) {
+            PQclear(res);
+            continue;
+        }
+        if (!res)
+            return apply_classify(err);
+        if (i == 1 && apply_raised(res))
+            outcome = APPLY_LOCK_BUSY;
+        else if (s)
+            outcome = apply_step_error(s, res, s->nstatements, err);
+        else {
+            conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
+            outcome = apply_classify(err);
+        }
+        PQclear(res);
+    }
+    return outcome;
+}
+
+static apply_outcome apply_read_bootstrap(apply_ctx *ctx, pgstep_error *err)
+{
+    apply_outcome outcome = apply_read_locked(ctx, NULL, err);
+    PGresult *res;
+
+    for (int i = 0; i < 4 && outcome == APPLY_DONE; i++) {
+        if (!apply_next_ok(ctx, &res, err)) {
+            if (res) {
+                conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
+                error_hint(err, "pgstep could not create its history table.");
+            }
+            outcome = apply_classify(err);
+        }
+        PQclear(res);
+    }
+    if (outcome == APPLY_DONE)
+        ctx->need_bootstrap = false;
+    return outcome;
+}
+
+static void apply_log_applied(const step *s, const char *duration)
+{
+    log_field fields[] = {LOG_STR("step", s->file_name),
+                          LOG_NUM("duration_ms", strtoll(duration, NULL, 10))};
+
+    log_event(LOG_INFO, fields, 2, "applied %s", s->file_name);
+}
+
+static void apply_log_by_other(const step *s)
+{
+    log_field fields[] = {LOG_STR("step", s->file_name)};
+
+    log_event(LOG_INFO, fields, 1, "%s was applied by another runner meanwhile", s->file_name);
+}
+
+/* Reads one step's results: BEGIN, lock, re-check, statements, history row, COMMIT. */
+static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, pgstep_error *err)
+{
+    const step *s = item->step;
+    apply_outcome outcome = apply_read_locked(ctx, s, err);
+    PGresult *res;
+
+    if (outcome != APPLY_DONE)
+        return outcome;
+    if (!apply_next_ok(ctx, &res, err)) { /* re-check */
+        if (!res)
+            return apply_classify(err);
+        if (apply_raised(res))
+            outcome = APPLY_RESUME;
+        else
+            outcome = apply_step_error(s, res, s->nstatements, err);
+        PQclear(res);
+        if (outcome == APPLY_RESUME)
+            apply_log_by_other(s);
+        return outcome;
+    }
+    PQclear(res);
+    for (size_t i = 0; i <= s->nstatements + 1; i++) { /* statements, INSERT, COMMIT */
+        if (!apply_next_ok(ctx, &res, err))
+            outcome = res ? apply_step_error(s, res, i, err) : apply_classify(err);
+        else if (i == s->nstatements)
+            apply_log_applied(s, PQgetvalue(res, 0, 0));
+        PQclear(res);
+        if (outcome != APPLY_DONE)
+            return outcome;
+    }
+    ctx->stats->applied++;
+    return APPLY_DONE;
+}
+
+static bool apply_interrupted(const pgstep_error *err)
+{
+    return err->exit_code == PGSTEP_EXIT_INTERRUPT || err->exit_code == PGSTEP_EXIT_TERMINATED;
+}
+
+/* Consumes results up to the sync point, leaves pipeline mode and rolls back a transaction the
+ * failure left open. A problem here matters only if nothing failed before. */
+static apply_outcome apply_finish_pipeline(apply_ctx *ctx, apply_outcome outcome, pgstep_error *err)
+{
+    pgstep_error later;
+    bool ok = true;
+
+    if (apply_interrupted(err) || conn_is_broken(*ctx->c))
+        return outcome; /* the connection is closed later, which rolls back */
+    error_clear(&later);
+    for (;;) {
+        PGresult *res = conn_pipeline_next(*ctx->c, &later);
+        bool sync = res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+
+        PQclear(res);
+        if (!res)
+            ok = false;
+        if (!res || sync)
+            break;
+    }
+    ok = ok && conn_pipeline_exit(*ctx->c, &later) && conn_end_transaction(*ctx->c, &later);
+    if (ok || outcome == APPLY_RETRY || outcome == APPLY_FAILED)
+        return outcome;
+    *err = later;
+    return apply_classify(err);
+}
+
+/* Sends items [from, to) (and the history table's creation first, if needed) as one pipeline
+ * and reads the results. */
+static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgstep_error *err)
+{
+    apply_outcome outcome = APPLY_DONE;
+    bool sent;
+
+    ctx->failed = from;
+    sent = conn_pipeline_enter(*ctx->c, err) &&
+           (!ctx->need_bootstrap || apply_send_bootstrap(ctx, err));
+    for (size_t k = from; sent && k < to; k++)
+        sent = apply_send_step(ctx, ctx->items[k], err);
+    sent = sent && conn_pipeline_sync(*ctx->c, err) && conn_pipeline_flush(*ctx->c, err);
+    if (!sent)
+        return apply_classify(err);
+    if (ctx->need_bootstrap)
+        outcome = apply_read_bootstrap(ctx, err);
+    for (size_t k = from; outcome == APPLY_DONE && k < to; k++) {
+        ctx->failed = k;
+        outcome = apply_read_step(ctx, ctx->items[k], err);
+    }
+    return apply_finish_pipeline(ctx, outcome, err);
+}
+
+/* Runs one statement outside the pipeline; on error fills err and says what to do. */
+static apply_outcome apply_exec(apply_ctx *ctx, const step *s, size_t stmt, const char *sql,
+                                int nparams, const char *const *params, PGresult **out,
+                                pgstep_error *err)
+{
+    *out = conn_query(*ctx->c, sql, nparams, params, err);
+    if (*out)
+        return APPLY_DONE;
+    if (err->exit_code == PGSTEP_EXIT_STEP_FAILED)
+        apply_locate(s, stmt, err);
+    return apply_classify(err);
+}
+
+static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *item,
+                                               pgstep_error *err)
+{
+    const step *s = item->step;
+    const char *params[2];
+    const char *insert[9];
+    char version[24];
+    char duration[24];
+    int n = apply_recheck_params(item, version, params);
+    const char *needs = s->kind == STEP_VERSIONED ? ctx->sql->needs_v : ctx->sql->needs_r;
+    int64_t start = backoff_now_ms();
+    apply_outcome outcome;
+    PGresult *res;
+    bool pending;
+
+    outcome = apply_exec(ctx, s, s->nstatements, needs, n, params, &res, err);
+    if (outcome != APPLY_DONE)
+        return outcome;
+    pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!pending) {
+        apply_log_by_other(s);
+        return APPLY_RESUME;
+    }
+    for (size_t i = 0; i < s->nstatements && outcome == APPLY_DONE; i++) {
+        char *text = strndup(s->sql + s->statements[i].offset, s->statements[i].length);
+
+        if (!text)
+            return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory"), APPLY_FAILED;
+        outcome = apply_exec(ctx, s, i, text, 0, NULL, &res, err);
+        free(text);
+        PQclear(res);
+    }
+    if (outcome != APPLY_DONE)
+        return outcome;
+    snprintf(duration, sizeof(duration), "%lld", (long long)(backoff_now_ms() - start));
+    apply_insert_params(ctx, item, duration, version, insert);
+    outcome = apply_exec(ctx, s, s->nstatements, ctx->sql->insert, 9, insert, &res, err);
+    PQclear(res);
+    if (outcome == APPLY_DONE) {
+        apply_log_applied(s, duration);
+        ctx->stats->applied++;
+    }
+    return outcome;
+}
+
+/* A no-transaction step: session lock (polled, never waited for inside a transaction), re-check,
+ * each statement on its own, then the history row, then unlock. */
+static apply_outcome apply_no_transaction(apply_ctx *ctx, size_t k, pgstep_error *err)
+{
+    const plan_item *item = ctx->items[k];
+    const char *key[] = {ctx->lock_key};
+    apply_outcome outcome;
+    PGresult *res;
+    bool locked;
+
+    ctx->failed = k;
+    outcome = apply_exec(ctx, item->step, item->step->nstatements, apply_session_lock_sql, 1, key,
+                         &res, err);
+    if (outcome != APPLY_DONE)
+        return outcome;
+    locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!locked)
+        return APPLY_LOCK_BUSY;
+    outcome = apply_no_transaction_body(ctx, item, err);
+    if (!conn_is_broken(*ctx->c)) {
+        pgstep_error unlock_err;
+
+        error_clear(&unlock_err);
+        PQclear(conn_query(*ctx->c, apply_session_unlock_sql, 1, key, &unlock_err));
+    }
+    return outcome;
+}
+
+/* Waits before another try at the lock; false with err set once lock.timeout has passed. */
+static bool apply_wait_lock(apply_ctx *ctx, int64_t *since, backoff *b, pgstep_error *err)
+{
+    int64_t now = backoff_now_ms();
+    int64_t deadline;
+
+    if (*since < 0) {
+        *since = now;
+        backoff_init(b, APPLY_LOCK_FIRST_DELAY_MS, APPLY_LOCK_MAX_DELAY_MS);
+        log_info("waiting for the advisory lock held by another runner");
+    }
+    deadline = *since + (int64_t)ctx->cfg->lock_timeout * 1000;
+    if (now >= deadline) {
+        error_set(err, PGSTEP_EXIT_TEMPFAIL, "could not obtain the advisory lock within %d s",
+                  ctx->cfg->lock_timeout);
+        error_detail(err, "Another runner held lock \"%s\" (key %s) all along.",
+                     ctx->cfg->lock_name, ctx->lock_key);
+        return false;
+    }
+    return backoff_sleep(backoff_next_ms(b), deadline, err);
+}
+
+/* Waits before retrying a transient failure, reconnecting when the connection was lost. */
+static bool apply_wait_retry(apply_ctx *ctx, int *attempts, backoff *b, pgstep_error *err)
+{
+    const step *s = ctx->items[ctx->failed]->step;
+
+    if (*attempts == 0)
+        backoff_init(b, APPLY_RETRY_FIRST_DELAY_MS, ctx->cfg->wait_max_interval_ms);
+    if (++*attempts > ctx->cfg->retries) {
+        err->exit_code = PGSTEP_EXIT_TEMPFAIL;
+        error_detail(err, "Gave up on %s after %d retries.", s->file_name, ctx->cfg->retries);
+        return false;
+    }
+    {
+        log_field fields[] = {LOG_STR("step", s->file_name), LOG_STR("sqlstate", err->sqlstate),
+                              LOG_NUM("attempt", *attempts)};
+
+        log_event(LOG_WARN, fields, 3, "retrying %s after a transient error: %s", s->file_name,
+                  err->message);
+    }
+    if (!backoff_sleep(backoff_next_ms(b), 0, err))
+        return false;
+    if (conn_is_broken(*ctx->c)) {
+        conn_close(*ctx->c);
+        *ctx->c = NULL;
+        if (!primary_wait(ctx->cfg, ctx->c, err))
+            return false;
+    }
+    error_clear(err);
+    return true;
+}
+
+static void apply_warn_out_of_order(const plan *p)
+{
+    long long newest = 0;
+
+    for (size_t i = 0; i < plan_count(p); i++) {
+        const plan_item *item = plan_get(p, i);
+
+        if (item->recorded && item->recorded->kind == STEP_VERSIONED &&
+            item->recorded->version > newest)
+            newest = item->recorded->version;
+    }
+    for (size_t i = 0; i < plan_count(p); i++) {
+        const plan_item *item = plan_get(p, i);
+
+        if (item->state == PLAN_PENDING && item->step->kind == STEP_VERSIONED &&
+            item->step->version < newest)
+            log_warn("%s is applied out of order: version %lld was applied before it",
+                     item->step->file_name, newest);
+    }
+}
+
+static bool apply_collect_work(const plan *p, apply_ctx *ctx)
+{
+    ctx->items = calloc(plan_work(p) + 1, sizeof(plan_item *));
+    if (!ctx->items)
+        return false;
+    for (size_t i = 0; i < plan_count(p); i++) {
+        const plan_item *item = plan_get(p, i);
+
+        if (item->state == PLAN_PENDING || item->state == PLAN_RERUN)
+            ctx->items[ctx->nitems++] = item;
+    }
+    return true;
+}
+
+/* Where the next batch ends: before the next no-transaction step. */
+static size_t apply_segment_end(const apply_ctx *ctx, size_t pos)
+{
+    while (pos < ctx->nitems && !ctx->items[pos]->step->no_transaction)
+        pos++;
+    return pos;
+}
+
+bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, const plan *p,
+                bool table_exists, apply_stats *stats, pgstep_error *err)
+{
+    apply_ctx ctx;
+    size_t pos = 0;
+    int attempts = 0;
+    int64_t lock_since = -1;
+    backoff lock_backoff;
+    backoff retry_backoff;
+    bool ok = true;
+
+    apply_ctx_init(&ctx, c, cfg, sql, stats);
+    ctx.need_bootstrap = !table_exists;
+    if (!apply_collect_work(p, &ctx))
+        return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+    apply_warn_out_of_order(p);
+    while (ok && pos < ctx.nitems) {
+        size_t end = apply_segment_end(&ctx, pos);
+        /* The history table is created in a pipeline of its own before a first no-transaction
+         * step. */
+        bool pipelined = end > pos || ctx.need_bootstrap;
+        apply_outcome outcome =
+            pipelined ? apply_segment(&ctx, pos, end, err) : apply_no_transaction(&ctx, pos, err);
+
+        switch (outcome) {
+        case APPLY_DONE:
+            pos = pipelined ? end : pos + 1;
+            break;
+        case APPLY_RESUME:
+            stats->applied_by_other++;
+            pos = ctx.failed + 1;
+            break;
+        case APPLY_LOCK_BUSY:
+            pos = ctx.failed;
+            ok = apply_wait_lock(&ctx, &lock_since, &lock_backoff, err);
+            continue;
+        case APPLY_RETRY:
+            pos = ctx.failed;
+            ok = apply_wait_retry(&ctx, &attempts, &retry_backoff, err);
+            continue;
+        case APPLY_FAILED:
+            ok = false;
+            continue;
+        }
+        attempts = 0;
+        lock_since = -1;
+    }
+    free(ctx.items);
+    return ok;
+}

@@ -1,0 +1,213 @@
+/* The command line: one option table, options allowed before or after the command. */
+#include "pgstep/cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pgstep/config.h"
+#include "pgstep/exitcode.h"
+
+enum cli_long_only {
+    OPT_DSN = 256,
+    OPT_LOG_FORMAT,
+    OPT_QUIET,
+    OPT_VERBOSE,
+    OPT_DRY_RUN,
+    OPT_ALLOW_DRIFT,
+    OPT_JSON,
+};
+
+static const struct option cli_long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"dir", required_argument, NULL, 'd'},
+    {"dsn", required_argument, NULL, OPT_DSN},
+    {"set", required_argument, NULL, 'v'},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"allow-drift", no_argument, NULL, OPT_ALLOW_DRIFT},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct {
+    const char *name;
+    cli_command command;
+} cli_commands[] = {
+    {"apply", CLI_APPLY},
+    {"status", CLI_STATUS},
+    {"wait", CLI_WAIT},
+    {"verify", CLI_VERIFY},
+};
+
+void cli_print_usage(void)
+{
+    printf("pgstep applies a versioned, checksummed set of SQL steps to a PostgreSQL primary,\n"
+           "once it is writable.\n"
+           "\n"
+           "Usage:\n"
+           "  pgstep [OPTION]... COMMAND\n"
+           "\n"
+           "Commands:\n"
+           "  apply     wait for the primary, then apply pending steps\n"
+           "  status    show every step and whether it is applied, pending or changed\n"
+           "  wait      wait until the primary accepts writes, then exit\n"
+           "  verify    check the step set without connecting\n"
+           "\n"
+           "Options:\n"
+           "  -c, --config=FILE        configuration file (default %s, $PGSTEP_CONFIG)\n"
+           "  -d, --dir=DIR            steps directory ($PGSTEP_DIR)\n"
+           "      --dsn=CONNINFO       libpq connection string or URI ($PGSTEP_DSN)\n"
+           "  -v, --set=NAME=VALUE     set a variable for the SQL steps\n"
+           "      --log-format=FORMAT  text or json\n"
+           "      --quiet              log warnings and errors only\n"
+           "      --verbose            log debug events too\n"
+           "      --dry-run            apply: print the plan, change nothing\n"
+           "      --allow-drift        apply: warn about changed or missing applied steps\n"
+           "                           instead of failing\n"
+           "      --json               status: print one JSON document\n"
+           "  -h, --help               show this help, then exit\n"
+           "  -V, --version            show the version, then exit\n"
+           "\n"
+           "The libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE, ...) applies.\n"
+           "\n"
+           "Exit codes: 0 success, 1 a step failed, 64 usage error, 65 invalid step set,\n"
+           "69 primary not ready, 75 temporary failure, 78 configuration error,\n"
+           "130/143 interrupted.\n"
+           "\n"
+           "Configuration keys:\n",
+           CONFIG_DEFAULT_PATH);
+    config_print_keys();
+}
+
+static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
+{
+    const char *eq = strchr(arg, '=');
+    char name[256];
+    size_t namelen;
+
+    if (!eq || eq == arg)
+        return error_set(err, PGSTEP_EXIT_USAGE, "invalid variable assignment \"%s\"", arg);
+    namelen = (size_t)(eq - arg);
+    if (namelen >= sizeof(name) || !vars_name_valid(arg, namelen))
+        return error_set(err, PGSTEP_EXIT_USAGE, "invalid variable name in \"%s\"", arg);
+    memcpy(name, arg, namelen);
+    name[namelen] = '\0';
+    if (!vars_set(opts->vars, name, eq + 1))
+        return error_set(err, PGSTEP_EXIT_USAGE, "out of memory");
+    return true;
+}
+
+static bool cli_set_command(const char *word, cli_options *opts, pgstep_error *err)
+{
+    if (opts->command != CLI_NONE)
+        return error_set(err, PGSTEP_EXIT_USAGE, "unexpected argument \"%s\"", word);
+    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
+        if (strcmp(word, cli_commands[i].name) == 0) {
+            opts->command = cli_commands[i].command;
+            return true;
+        }
+    }
+    error_set(err, PGSTEP_EXIT_USAGE, "unknown command \"%s\"", word);
+    error_hint(err, "Commands are apply, status, wait and verify.");
+    return false;
+}
+
+/* Command-specific flags given to another command are mistakes worth reporting. */
+static bool cli_check_flags(const cli_options *opts, pgstep_error *err)
+{
+    if (opts->dry_run && opts->command != CLI_APPLY)
+        return error_set(err, PGSTEP_EXIT_USAGE, "option --dry-run is only valid with apply");
+    if (opts->allow_drift && opts->command != CLI_APPLY)
+        return error_set(err, PGSTEP_EXIT_USAGE, "option --allow-drift is only valid with apply");
+    if (opts->json && opts->command != CLI_STATUS)
+        return error_set(err, PGSTEP_EXIT_USAGE, "option --json is only valid with status");
+    if (opts->log_format && strcmp(opts->log_format, "text") != 0 &&
+        strcmp(opts->log_format, "json") != 0)
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "invalid value \"%s\" for option --log-format: expected text or json",
+                         opts->log_format);
+    return true;
+}
+
+bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
+{
+    int c;
+
+    memset(opts, 0, sizeof(*opts));
+    opts->vars = vars_new();
+    if (!opts->vars)
+        return error_set(err, PGSTEP_EXIT_USAGE, "out of memory");
+    opterr = 0;
+    optind = 1;
+    /* The leading '-' hands non-option words to us in order, as code 1. */
+    while ((c = getopt_long(argc, argv, "-:c:d:v:hVq", cli_long_options, NULL)) != -1) {
+        switch (c) {
+        case 1:
+            if (!cli_set_command(optarg, opts, err))
+                return false;
+            break;
+        case 'c':
+            opts->config_path = optarg;
+            break;
+        case 'd':
+            opts->steps_dir = optarg;
+            break;
+        case 'v':
+            if (!cli_parse_set(optarg, opts, err))
+                return false;
+            break;
+        case OPT_DSN:
+            opts->dsn = optarg;
+            break;
+        case OPT_LOG_FORMAT:
+            opts->log_format = optarg;
+            break;
+        case 'q':
+        case OPT_QUIET:
+            opts->verbosity = CLI_VERBOSITY_QUIET;
+            break;
+        case OPT_VERBOSE:
+            opts->verbosity = CLI_VERBOSITY_VERBOSE;
+            break;
+        case OPT_DRY_RUN:
+            opts->dry_run = true;
+            break;
+        case OPT_ALLOW_DRIFT:
+            opts->allow_drift = true;
+            break;
+        case OPT_JSON:
+            opts->json = true;
+            break;
+        case 'h':
+            opts->command = CLI_HELP;
+            return true;
+        case 'V':
+            opts->command = CLI_VERSION;
+            return true;
+        case ':':
+            return error_set(err, PGSTEP_EXIT_USAGE, "option \"%s\" requires an argument",
+                             argv[optind - 1]);
+        default:
+            error_set(err, PGSTEP_EXIT_USAGE, "unknown option \"%s\"", argv[optind - 1]);
+            error_hint(err, "Try \"pgstep --help\" for more information.");
+            return false;
+        }
+    }
+    if (opts->command == CLI_NONE) {
+        error_set(err, PGSTEP_EXIT_USAGE, "no command given");
+        error_hint(err, "Try \"pgstep --help\" for more information.");
+        return false;
+    }
+    return cli_check_flags(opts, err);
+}
+
+void cli_options_free(cli_options *opts)
+{
+    vars_free(opts->vars);
+    opts->vars = NULL;
+}

@@ -1,0 +1,384 @@
+/* Configuration: one table lists every key; the loader walks it to apply defaults, check types
+ * and ranges, and reject unknown keys, so --help, README and validation cannot drift apart. */
+#include "pgstep/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "pgstep/exitcode.h"
+
+typedef enum config_type {
+    CONFIG_STRING,
+    CONFIG_INT,
+    CONFIG_LOG_FORMAT,
+    CONFIG_LOG_LEVEL,
+} config_type;
+
+typedef struct config_key {
+    const char *group;
+    const char *name;
+    config_type type;
+    const char *default_value; /* NULL: unset */
+    int min;
+    int max;
+    size_t offset;
+    const char *description;
+} config_key;
+
+#define KEY_STR(g, n, def, field, desc)                                                            \
+    {                                                                                              \
+        g, n, CONFIG_STRING, def, 0, 0, offsetof(pgstep_config, field), desc                       \
+    }
+#define KEY_INT(g, n, def, lo, hi, field, desc)                                                    \
+    {                                                                                              \
+        g, n, CONFIG_INT, def, lo, hi, offsetof(pgstep_config, field), desc                        \
+    }
+
+static const config_key config_keys[] = {
+    KEY_STR("connection", "conninfo", "", conninfo,
+            "libpq connection string or URI; empty: libpq environment"),
+    KEY_STR("connection", "password_file", NULL, password_file,
+            "file holding the password (a mounted secret key)"),
+    KEY_STR("connection", "dbname", NULL, dbname, "database name; overrides one in conninfo"),
+    KEY_INT("connection", "connect_timeout", "5", 1, 3600, connect_timeout,
+            "seconds allowed for one connection attempt"),
+    KEY_STR("connection", "application_name", "pgstep", application_name,
+            "application_name reported to the server"),
+    KEY_INT("wait", "timeout", "300", 0, 86400, wait_timeout,
+            "seconds to wait for a writable primary"),
+    KEY_INT("wait", "max_interval_ms", "500", 10, 60000, wait_max_interval_ms,
+            "cap of the backoff between attempts"),
+    KEY_INT("wait", "auth_grace", "30", 0, 3600, wait_auth_grace,
+            "seconds an authentication failure is retried after the server first answers"),
+    KEY_STR("steps", "directory", "/usr/share/pgstep/steps", steps_dir, "steps directory"),
+    KEY_STR("steps", "schema", "pgstep", history_schema, "schema of the history table"),
+    KEY_STR("lock", "name", "pgstep", lock_name, "name the advisory lock key is derived from"),
+    KEY_INT("lock", "timeout", "60", 0, 86400, lock_timeout,
+            "seconds to wait for the advisory lock"),
+    KEY_INT("apply", "statement_timeout", "0", 0, 86400, statement_timeout,
+            "statement_timeout in seconds for step transactions; 0: none"),
+    KEY_INT("apply", "lock_timeout", "10", 0, 86400, apply_lock_timeout,
+            "lock_timeout in seconds for step transactions; 0: none"),
+    KEY_INT("apply", "retries", "3", 0, 100, retries, "retries of a step after a transient error"),
+    {"log", "format", CONFIG_LOG_FORMAT, "text", 0, 0, offsetof(pgstep_config, log_format),
+     "text or json"},
+    {"log", "level", CONFIG_LOG_LEVEL, "info", 0, 0, offsetof(pgstep_config, log_level),
+     "debug, info, warn or error"},
+    KEY_STR("log", "termination_log", NULL, termination_log,
+            "file that receives a one-line summary, e.g. /dev/termination-log"),
+};
+
+#define CONFIG_NKEYS           (sizeof(config_keys) / sizeof(config_keys[0]))
+#define CONFIG_VARIABLES_GROUP "variables"
+
+void config_print_keys(void)
+{
+    const char *group = "";
+
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const config_key *k = &config_keys[i];
+        char range[48] = "";
+
+        if (strcmp(group, k->group) != 0) {
+            group = k->group;
+            printf("  %s:\n", group);
+        }
+        if (k->type == CONFIG_INT)
+            snprintf(range, sizeof(range), " (%d..%d)", k->min, k->max);
+        printf("    %-18s %s [default: %s]%s\n", k->name, k->description,
+               k->default_value ? (*k->default_value ? k->default_value : "\"\"") : "none", range);
+    }
+    printf("  %s:\n    NAME = \"VALUE\"    a variable for the SQL steps\n", CONFIG_VARIABLES_GROUP);
+}
+
+static char **config_str_field(pgstep_config *cfg, const config_key *k)
+{
+    return (char **)((char *)cfg + k->offset);
+}
+
+static int *config_int_field(pgstep_config *cfg, const config_key *k)
+{
+    return (int *)((char *)cfg + k->offset);
+}
+
+static bool config_set_string(char **field, const char *value, pgstep_error *err)
+{
+    char *copy = NULL;
+
+    if (value) {
+        copy = strdup(value);
+        if (!copy)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    }
+    free(*field);
+    *field = copy;
+    return true;
+}
+
+/* Applies one textual value (a default or an enum from the file) to a field. */
+static bool config_store_text(pgstep_config *cfg, const config_key *k, const char *value,
+                              pgstep_error *err)
+{
+    switch (k->type) {
+    case CONFIG_STRING:
+        return config_set_string(config_str_field(cfg, k), value, err);
+    case CONFIG_INT:
+        *config_int_field(cfg, k) = atoi(value);
+        return true;
+    case CONFIG_LOG_FORMAT:
+        if (!log_format_parse(value, (log_format *)((char *)cfg + k->offset)))
+            return error_set(err, PGSTEP_EXIT_CONFIG, "expected text or json, got \"%s\"", value);
+        return true;
+    case CONFIG_LOG_LEVEL:
+        if (!log_level_parse(value, (log_level *)((char *)cfg + k->offset)))
+            return error_set(err, PGSTEP_EXIT_CONFIG,
+                             "expected debug, info, warn or error, got \"%s\"", value);
+        return true;
+    }
+    return true;
+}
+
+static const config_key *config_find_key(const char *group, const char *name)
+{
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        if (strcmp(config_keys[i].group, group) == 0 && strcmp(config_keys[i].name, name) == 0)
+            return &config_keys[i];
+    }
+    return NULL;
+}
+
+static bool config_group_known(const char *group)
+{
+    if (strcmp(group, CONFIG_VARIABLES_GROUP) == 0)
+        return true;
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        if (strcmp(config_keys[i].group, group) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Prefixes the message already in err with "file:line: key "group.name": " and locates it. */
+static bool config_key_error(pgstep_error *err, const char *path, const config_setting_t *s,
+                             const char *group, const char *name)
+{
+    char message[ERROR_TEXT_MAX];
+    int line = (int)config_setting_source_line(s);
+
+    snprintf(message, sizeof(message), "%s", err->message);
+    if (name)
+        error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: key \"%s.%s\": %s", path, line, group, name,
+                  message);
+    else
+        error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: \"%s\": %s", path, line, group, message);
+    error_location(err, path, line);
+    return false;
+}
+
+static bool config_read_setting(pgstep_config *cfg, const config_key *k, config_setting_t *s,
+                                pgstep_error *err)
+{
+    int type = config_setting_type(s);
+
+    if (k->type == CONFIG_INT) {
+        long long value;
+
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "expected an integer");
+        value = config_setting_get_int64(s);
+        if (value < k->min || value > k->max)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "value %lld is out of range %d..%d", value,
+                             k->min, k->max);
+        *config_int_field(cfg, k) = (int)value;
+        return true;
+    }
+    if (type != CONFIG_TYPE_STRING)
+        return error_set(err, PGSTEP_EXIT_CONFIG, "expected a string");
+    return config_store_text(cfg, k, config_setting_get_string(s), err);
+}
+
+static bool config_read_variables(pgstep_config *cfg, const char *path, config_setting_t *group,
+                                  pgstep_error *err)
+{
+    int n = config_setting_length(group);
+
+    for (int i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+        const char *name = config_setting_name(s);
+
+        if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+            error_set(err, PGSTEP_EXIT_CONFIG, "expected a string");
+            return config_key_error(err, path, s, CONFIG_VARIABLES_GROUP, name);
+        }
+        if (!vars_set(cfg->vars, name, config_setting_get_string(s)))
+            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    }
+    return true;
+}
+
+static bool config_read_group(pgstep_config *cfg, const char *path, config_setting_t *group,
+                              pgstep_error *err)
+{
+    const char *gname = config_setting_name(group);
+    int n;
+
+    if (!config_group_known(gname)) {
+        error_set(err, PGSTEP_EXIT_CONFIG, "unknown group");
+        return config_key_error(err, path, group, gname, NULL);
+    }
+    if (config_setting_type(group) != CONFIG_TYPE_GROUP) {
+        error_set(err, PGSTEP_EXIT_CONFIG, "expected a group { ... }");
+        return config_key_error(err, path, group, gname, NULL);
+    }
+    if (strcmp(gname, CONFIG_VARIABLES_GROUP) == 0)
+        return config_read_variables(cfg, path, group, err);
+    n = config_setting_length(group);
+    for (int i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+        const char *name = config_setting_name(s);
+        const config_key *k = config_find_key(gname, name);
+
+        if (!k)
+            error_set(err, PGSTEP_EXIT_CONFIG, "unknown key");
+        if (!k || !config_read_setting(cfg, k, s, err))
+            return config_key_error(err, path, s, gname, name);
+    }
+    return true;
+}
+
+static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error *err)
+{
+    config_t lc;
+    config_setting_t *root;
+    bool ok = true;
+
+    config_init(&lc);
+    if (!config_read_file(&lc, path)) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            error_set(err, PGSTEP_EXIT_CONFIG, "could not read configuration file \"%s\": %s", path,
+                      strerror(errno));
+        else {
+            error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: syntax error: %s", path,
+                      config_error_line(&lc), config_error_text(&lc));
+            error_location(err, path, config_error_line(&lc));
+        }
+        config_destroy(&lc);
+        return false;
+    }
+    root = config_root_setting(&lc);
+    for (int i = 0; ok && i < config_setting_length(root); i++)
+        ok = config_read_group(cfg, path, config_setting_get_elem(root, (unsigned)i), err);
+    config_destroy(&lc);
+    if (ok)
+        ok = config_set_string(&cfg->source_path, path, err);
+    return ok;
+}
+
+static bool config_apply_defaults(pgstep_config *cfg, pgstep_error *err)
+{
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const config_key *k = &config_keys[i];
+
+        if (k->default_value && !config_store_text(cfg, k, k->default_value, err))
+            return false;
+    }
+    return true;
+}
+
+/* Command line over environment over file: later assignments win. */
+static bool config_apply_overrides(pgstep_config *cfg, const cli_options *opts, pgstep_error *err)
+{
+    const char *env_dsn = getenv("PGSTEP_DSN");
+    const char *env_dir = getenv("PGSTEP_DIR");
+    const char *dsn = opts->dsn ? opts->dsn : env_dsn;
+    const char *dir = opts->steps_dir ? opts->steps_dir : env_dir;
+
+    if (dsn && !config_set_string(&cfg->conninfo, dsn, err))
+        return false;
+    if (dir && !config_set_string(&cfg->steps_dir, dir, err))
+        return false;
+    if (opts->log_format && !log_format_parse(opts->log_format, &cfg->log_format))
+        return error_set(err, PGSTEP_EXIT_USAGE, "invalid log format \"%s\"", opts->log_format);
+    if (opts->verbosity == CLI_VERBOSITY_QUIET)
+        cfg->log_level = LOG_WARN;
+    else if (opts->verbosity == CLI_VERBOSITY_VERBOSE)
+        cfg->log_level = LOG_DEBUG;
+    return true;
+}
+
+/* Values that are well-typed but still unusable. */
+static bool config_validate(const pgstep_config *cfg, pgstep_error *err)
+{
+    const char *where = cfg->source_path ? cfg->source_path : "configuration";
+
+    if (cfg->history_schema[0] == '\0')
+        return error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"steps.schema\": must not be empty",
+                         where);
+    if (cfg->lock_name[0] == '\0')
+        return error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"lock.name\": must not be empty",
+                         where);
+    if (cfg->steps_dir[0] == '\0')
+        return error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"steps.directory\": must not be empty",
+                         where);
+    return true;
+}
+
+static bool config_copy_cli_vars(pgstep_config *cfg, const cli_options *opts, pgstep_error *err)
+{
+    if (!opts->vars)
+        return true;
+    for (size_t i = 0; i < vars_count(opts->vars); i++) {
+        const char *name = vars_name_at(opts->vars, i);
+
+        if (!vars_set(cfg->vars, name, vars_get(opts->vars, name, strlen(name))))
+            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    }
+    return true;
+}
+
+bool config_load(const cli_options *opts, pgstep_config **out, pgstep_error *err)
+{
+    pgstep_config *cfg = calloc(1, sizeof(*cfg));
+    const char *path = opts->config_path ? opts->config_path : getenv("PGSTEP_CONFIG");
+    bool ok;
+
+    *out = NULL;
+    if (!cfg || !(cfg->vars = vars_new())) {
+        free(cfg);
+        return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    }
+    ok = config_apply_defaults(cfg, err);
+    /* Only the default path may be absent: a file someone named must exist. */
+    if (ok && path)
+        ok = config_load_file(cfg, path, err);
+    else if (ok && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+        ok = config_load_file(cfg, CONFIG_DEFAULT_PATH, err);
+    ok = ok && config_copy_cli_vars(cfg, opts, err) && config_apply_overrides(cfg, opts, err) &&
+         config_validate(cfg, err);
+    if (!ok) {
+        config_free(cfg);
+        return false;
+    }
+    *out = cfg;
+    return true;
+}
+
+void config_free(pgstep_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        if (config_keys[i].type == CONFIG_STRING)
+            free(*config_str_field(cfg, &config_keys[i]));
+    }
+    free(cfg->source_path);
+    vars_free(cfg->vars);
+    free(cfg);
+}

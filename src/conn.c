@@ -1,0 +1,480 @@
+/* The only file that drives libpq's connection and query machinery: connect with a deadline,
+ * classify failures, wait for results interruptibly, and run pipelines without deadlocks. */
+#include "pgstep/conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgstep/backoff.h"
+#include "pgstep/exitcode.h"
+#include "pgstep/interrupt.h"
+
+/* Waits are sliced so that a signal is noticed within this many milliseconds. */
+#define CONN_POLL_SLICE_MS 100
+
+struct conn {
+    PGconn *pg;
+};
+
+/* Keywords and values for PQconnectStartParams; later entries override earlier ones. */
+typedef struct conn_params {
+    const char *keywords[8];
+    const char *values[8];
+    char timeout[16];
+} conn_params;
+
+static void conn_params_build(conn_params *p, const pgstep_config *cfg, const char *password,
+                              int timeout_s)
+{
+    int n = 0;
+
+    /* With expand_dbname, the first dbname entry may be a whole connection string or URI. */
+    if (cfg->conninfo && cfg->conninfo[0]) {
+        p->keywords[n] = "dbname";
+        p->values[n++] = cfg->conninfo;
+    }
+    if (cfg->dbname && cfg->dbname[0]) {
+        p->keywords[n] = "dbname";
+        p->values[n++] = cfg->dbname;
+    }
+    if (password) {
+        p->keywords[n] = "password";
+        p->values[n++] = password;
+    }
+    p->keywords[n] = "fallback_application_name";
+    p->values[n++] = cfg->application_name;
+    p->keywords[n] = "client_encoding";
+    p->values[n++] = "UTF8";
+    snprintf(p->timeout, sizeof(p->timeout), "%d", timeout_s < 1 ? 1 : timeout_s);
+    p->keywords[n] = "connect_timeout";
+    p->values[n++] = p->timeout;
+    p->keywords[n] = NULL;
+    p->values[n] = NULL;
+}
+
+/* Copies the first line of a libpq message; the rest is usually a generic hint. */
+static void conn_first_line(const char *msg, char *out, size_t size)
+{
+    size_t len = strcspn(msg, "\n");
+
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, msg, len);
+    out[len] = '\0';
+}
+
+/* libpq's parse errors quote fragments of the string, which may hold a password. */
+static void conn_redact_quoted(char *msg)
+{
+    char out[ERROR_TEXT_MAX];
+    size_t n = 0;
+    bool quoted = false;
+
+    for (const char *p = msg; *p && n + 5 < sizeof(out); p++) {
+        if (*p == '"') {
+            if (!quoted) {
+                memcpy(out + n, "\"...", 4);
+                n += 4;
+            } else {
+                out[n++] = '"';
+            }
+            quoted = !quoted;
+        } else if (!quoted) {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+    memcpy(msg, out, n + 1);
+}
+
+/* Whether a connection string may carry a password that an error message could quote. */
+static bool conn_may_hold_password(const char *conninfo)
+{
+    const char *scheme = strstr(conninfo, "://");
+    const char *at;
+
+    if (strstr(conninfo, "password"))
+        return true;
+    if (!scheme)
+        return false;
+    at = strchr(scheme + 3, '@');
+    return at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL;
+}
+
+static bool conn_check_conninfo(const pgstep_config *cfg, pgstep_error *err)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts;
+
+    if (!cfg->conninfo || !cfg->conninfo[0])
+        return true;
+    opts = PQconninfoParse(cfg->conninfo, &errmsg);
+    if (opts) {
+        PQconninfoFree(opts);
+        return true;
+    }
+    error_set(err, PGSTEP_EXIT_CONFIG, "invalid connection string: ");
+    if (errmsg) {
+        conn_first_line(errmsg, err->message + strlen(err->message),
+                        sizeof(err->message) - strlen(err->message));
+        if (conn_may_hold_password(cfg->conninfo))
+            conn_redact_quoted(err->message);
+        PQfreemem(errmsg);
+    }
+    return false;
+}
+
+/* Waits until fd is ready for events or the deadline passes, in slices so signals are seen.
+ * Returns 1 ready, 0 deadline, -1 interrupted. */
+static int conn_wait_socket(int fd, short events, int64_t deadline_ms)
+{
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+        int64_t left = deadline_ms > 0 ? deadline_ms - backoff_now_ms() : CONN_POLL_SLICE_MS;
+        int rc;
+
+        if (interrupt_pending())
+            return -1;
+        if (left <= 0)
+            return 0;
+        rc = poll(&pfd, 1, (int)(left < CONN_POLL_SLICE_MS ? left : CONN_POLL_SLICE_MS));
+        if (rc > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return 1; /* let libpq report the socket problem */
+    }
+}
+
+static conn_failure conn_classify(PGconn *pg, const conn_params *p)
+{
+    if (PQconnectionUsedPassword(pg) || PQconnectionNeedsPassword(pg))
+        return CONN_FAIL_AUTH;
+    /* The server's SQLSTATE is not exposed for failed connections; PQping tells whether it
+     * answered, and whether it answered "cannot connect now". */
+    switch (PQpingParams(p->keywords, p->values, 1)) {
+    case PQPING_REJECT:
+        return CONN_FAIL_STARTING;
+    case PQPING_OK:
+        return CONN_FAIL_REJECTED;
+    case PQPING_NO_ATTEMPT:
+        return CONN_FAIL_INVALID;
+    case PQPING_NO_RESPONSE:
+    default:
+        return CONN_FAIL_UNREACHABLE;
+    }
+}
+
+static conn *conn_fail(PGconn *pg, conn_failure why, conn_failure *failure, pgstep_error *err,
+                       const char *fallback)
+{
+    const char *msg = pg ? PQerrorMessage(pg) : "";
+
+    *failure = why;
+    error_set(err, why == CONN_FAIL_INVALID ? PGSTEP_EXIT_CONFIG : PGSTEP_EXIT_NOT_READY, "%s",
+              fallback);
+    if (msg && msg[0])
+        conn_first_line(msg, err->message, sizeof(err->message));
+    if (why == CONN_FAIL_INTERRUPTED)
+        interrupt_check(err);
+    PQfinish(pg);
+    return NULL;
+}
+
+conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline_ms,
+                conn_failure *failure, pgstep_error *err)
+{
+    int64_t attempt_end = backoff_now_ms() + (int64_t)cfg->connect_timeout * 1000;
+    PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+    conn_params params;
+    PGconn *pg;
+    conn *c;
+
+    if (!conn_check_conninfo(cfg, err)) {
+        *failure = CONN_FAIL_INVALID;
+        return NULL;
+    }
+    if (deadline_ms > 0 && deadline_ms < attempt_end)
+        attempt_end = deadline_ms;
+    conn_params_build(&params, cfg, password, cfg->connect_timeout);
+    pg = PQconnectStartParams(params.keywords, params.values, 1);
+    if (!pg)
+        return conn_fail(NULL, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
+    if (PQstatus(pg) == CONNECTION_BAD)
+        return conn_fail(pg, conn_classify(pg, &params), failure, err, "could not connect");
+    while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
+        short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        int ready = conn_wait_socket(PQsocket(pg), events, attempt_end);
+
+        if (ready < 0)
+            return conn_fail(pg, CONN_FAIL_INTERRUPTED, failure, err, "interrupted");
+        if (ready == 0) {
+            PQfinish(pg);
+            *failure = CONN_FAIL_TIMEOUT;
+            error_set(err, PGSTEP_EXIT_NOT_READY, "connection attempt timed out after %d s",
+                      cfg->connect_timeout);
+            return NULL;
+        }
+        state = PQconnectPoll(pg);
+    }
+    if (state == PGRES_POLLING_FAILED)
+        return conn_fail(pg, conn_classify(pg, &params), failure, err, "could not connect");
+    c = malloc(sizeof(*c));
+    if (!c)
+        return conn_fail(pg, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
+    c->pg = pg;
+    *failure = CONN_OK;
+    return c;
+}
+
+static void conn_cancel(conn *c)
+{
+    PGcancel *cancel = PQgetCancel(c->pg);
+    char buf[256];
+
+    if (cancel) {
+        PQcancel(cancel, buf, sizeof(buf));
+        PQfreeCancel(cancel);
+    }
+}
+
+void conn_close(conn *c)
+{
+    if (!c)
+        return;
+    if (PQtransactionStatus(c->pg) == PQTRANS_ACTIVE)
+        conn_cancel(c);
+    PQfinish(c->pg);
+    free(c);
+}
+
+bool conn_is_broken(const conn *c)
+{
+    return PQstatus(c->pg) == CONNECTION_BAD;
+}
+
+static bool conn_lost(conn *c, pgstep_error *err)
+{
+    char line[ERROR_TEXT_MAX];
+
+    conn_first_line(PQerrorMessage(c->pg), line, sizeof(line));
+    error_set(err, PGSTEP_EXIT_TEMPFAIL, "connection to the server was lost: %s",
+              line[0] ? line : "unknown error");
+    snprintf(err->sqlstate, sizeof(err->sqlstate), "08006");
+    return false;
+}
+
+/* Waits until libpq can hand out a result without blocking. On a signal the running query is
+ * cancelled first, so the server stops the work and rolls it back. */
+static bool conn_wait_result(conn *c, pgstep_error *err)
+{
+    bool cancelled = false;
+
+    for (;;) {
+        if (!PQconsumeInput(c->pg))
+            return conn_lost(c, err);
+        if (!PQisBusy(c->pg))
+            return cancelled ? !interrupt_check(err) : true;
+        if (conn_wait_socket(PQsocket(c->pg), POLLIN, 0) < 0 && !cancelled) {
+            conn_cancel(c);
+            cancelled = true;
+        }
+    }
+}
+
+int conn_error_position(const PGresult *res)
+{
+    const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+
+    return pos ? atoi(pos) : 0;
+}
+
+void conn_result_error(const PGresult *res, int exit_code, pgstep_error *err)
+{
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (!primary)
+        primary = PQresultErrorMessage(res);
+    error_set(err, exit_code, "%s", primary && primary[0] ? primary : "unknown error");
+    if (detail)
+        error_detail(err, "%s", detail);
+    if (hint)
+        error_hint(err, "%s", hint);
+    if (sqlstate)
+        snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
+    err->position = conn_error_position(res);
+}
+
+bool conn_sqlstate_retryable(const char *sqlstate)
+{
+    static const char *const retryable[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "55P03", /* lock_not_available: apply.lock_timeout expired */
+        "57P01", /* admin_shutdown */
+        "57P02", /* crash_shutdown */
+        "57P03", /* cannot_connect_now */
+    };
+
+    if (!sqlstate)
+        return false;
+    if (strncmp(sqlstate, "08", 2) == 0) /* connection exceptions */
+        return true;
+    for (size_t i = 0; i < sizeof(retryable) / sizeof(retryable[0]); i++) {
+        if (strcmp(sqlstate, retryable[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+PGresult *conn_query(conn *c, const char *sql, int nparams, const char *const *params,
+                     pgstep_error *err)
+{
+    PGresult *last = NULL;
+    PGresult *res;
+
+    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
+        conn_lost(c, err);
+        return NULL;
+    }
+    for (;;) {
+        if (!conn_wait_result(c, err)) {
+            PQclear(last);
+            return NULL;
+        }
+        res = PQgetResult(c->pg);
+        if (!res)
+            break;
+        PQclear(last);
+        last = res;
+    }
+    if (!last || conn_is_broken(c)) {
+        PQclear(last);
+        conn_lost(c, err);
+        return NULL;
+    }
+    if (PQresultStatus(last) != PGRES_TUPLES_OK && PQresultStatus(last) != PGRES_COMMAND_OK) {
+        conn_result_error(last, PGSTEP_EXIT_STEP_FAILED, err);
+        PQclear(last);
+        return NULL;
+    }
+    return last;
+}
+
+bool conn_pipeline_enter(conn *c, pgstep_error *err)
+{
+    /* Non-blocking, so that flushing can read replies while the send buffer is full. */
+    if (PQsetnonblocking(c->pg, 1) != 0 || !PQenterPipelineMode(c->pg))
+        return conn_lost(c, err);
+    return true;
+}
+
+bool conn_pipeline_exit(conn *c, pgstep_error *err)
+{
+    if (!PQexitPipelineMode(c->pg) || PQsetnonblocking(c->pg, 0) != 0)
+        return conn_lost(c, err);
+    return true;
+}
+
+bool conn_pipeline_send(conn *c, const char *sql, int nparams, const char *const *params,
+                        pgstep_error *err)
+{
+    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+        return conn_lost(c, err);
+    return true;
+}
+
+bool conn_pipeline_sync(conn *c, pgstep_error *err)
+{
+    if (!PQpipelineSync(c->pg))
+        return conn_lost(c, err);
+    return true;
+}
+
+bool conn_pipeline_flush(conn *c, pgstep_error *err)
+{
+    for (;;) {
+        int rc = PQflush(c->pg);
+
+        if (rc == 0)
+            return true;
+        if (rc < 0)
+            return conn_lost(c, err);
+        if (conn_wait_socket(PQsocket(c->pg), POLLIN | POLLOUT, 0) < 0)
+            return !interrupt_check(err);
+        /* Buffer whatever the server sent meanwhile, so it is never blocked on writing. */
+        if (!PQconsumeInput(c->pg))
+            return conn_lost(c, err);
+    }
+}
+
+PGresult *conn_pipeline_next(conn *c, pgstep_error *err)
+{
+    PGresult *res;
+    PGresult *end;
+
+    if (!conn_wait_result(c, err))
+        return NULL;
+    res = PQgetResult(c->pg);
+    if (!res) {
+        conn_lost(c, err);
+        return NULL;
+    }
+    if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+        return res;
+    /* Each statement's results end with a NULL; a statement yields one result here. */
+    for (;;) {
+        if (!conn_wait_result(c, err)) {
+            PQclear(res);
+            return NULL;
+        }
+        end = PQgetResult(c->pg);
+        if (!end)
+            return res;
+        PQclear(res);
+        res = end;
+    }
+}
+
+bool conn_end_transaction(conn *c, pgstep_error *err)
+{
+    PGTransactionStatusType status = PQtransactionStatus(c->pg);
+    PGresult *res;
+
+    if (status != PQTRANS_INTRANS && status != PQTRANS_INERROR)
+        return true;
+    res = conn_query(c, "ROLLBACK", 0, NULL, err);
+    PQclear(res);
+    return res != NULL;
+}
+
+void conn_redact(const char *conninfo, char *out, size_t outsize)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (!opts) {
+        snprintf(out, outsize, "<unparsable connection string>");
+        return;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        const char *value = o->val;
+        int n;
+
+        if (!value)
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            value = "<redacted>";
+        n = snprintf(out + used, outsize - used, "%s%s=%s", used ? " " : "", o->keyword, value);
+        if (n < 0 || (size_t)n >= outsize - used)
+            break;
+        used += (size_t)n;
+    }
+    PQconninfoFree(opts);
+}

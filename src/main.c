@@ -1,0 +1,90 @@
+/* pgstep: parse the command line, load the configuration, run one command, and map its outcome
+ * to an exit code and one final log event. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "pgstep/cli.h"
+#include "pgstep/config.h"
+#include "pgstep/exitcode.h"
+#include "pgstep/interrupt.h"
+#include "pgstep/log.h"
+#include "pgstep/primary.h"
+#include "pgstep/report.h"
+#include "pgstep/runner.h"
+
+static int run_wait(const pgstep_config *cfg, report *rep, pgstep_error *err)
+{
+    conn *c;
+
+    if (!primary_wait(cfg, &c, err))
+        return err->exit_code;
+    conn_close(c);
+    log_info("primary is writable");
+    report_summary(rep, "primary is writable");
+    return PGSTEP_EXIT_OK;
+}
+
+static int run_command(const cli_options *opts, const pgstep_config *cfg, report *rep,
+                       pgstep_error *err)
+{
+    switch (opts->command) {
+    case CLI_WAIT:
+        return run_wait(cfg, rep, err);
+    case CLI_VERIFY:
+        return runner_verify(cfg, rep, err);
+    case CLI_APPLY:
+        return runner_apply(cfg, opts->dry_run, opts->allow_drift, rep, err);
+    case CLI_STATUS:
+        return runner_status(cfg, opts->json, rep, err);
+    default:
+        return PGSTEP_EXIT_USAGE;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    cli_options opts;
+    pgstep_config *cfg = NULL;
+    pgstep_error err;
+    report rep;
+    int code;
+
+    error_clear(&err);
+    report_init(&rep);
+    interrupt_install();
+    if (sodium_init() < 0) {
+        fprintf(stderr, "pgstep: could not initialise libsodium\n");
+        return PGSTEP_EXIT_CONFIG;
+    }
+    if (!cli_parse(argc, argv, &opts, &err)) {
+        log_error_event(&err);
+        cli_options_free(&opts);
+        return err.exit_code;
+    }
+    if (opts.command == CLI_HELP || opts.command == CLI_VERSION) {
+        if (opts.command == CLI_HELP)
+            cli_print_usage();
+        else
+            printf("pgstep %s\n", PGSTEP_VERSION);
+        cli_options_free(&opts);
+        return PGSTEP_EXIT_OK;
+    }
+    if (!config_load(&opts, &cfg, &err)) {
+        log_error_event(&err);
+        cli_options_free(&opts);
+        return err.exit_code;
+    }
+    log_configure(cfg->log_format, cfg->log_level);
+    code = run_command(&opts, cfg, &rep, &err);
+    if (code != PGSTEP_EXIT_OK) {
+        log_error_event(&err);
+        report_failure(&rep, &err);
+    }
+    report_write_termination_log(&rep, cfg->termination_log);
+    config_free(cfg);
+    cli_options_free(&opts);
+    return code;
+}

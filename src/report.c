@@ -1,0 +1,51 @@
+/* The run's one-line outcome, for the Kubernetes termination message. */
+#include "pgstep/report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgstep/log.h"
+
+void report_init(report *rep)
+{
+    rep->summary[0] = '\0';
+}
+
+void report_summary(report *rep, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(rep->summary, sizeof(rep->summary), fmt, ap);
+    va_end(ap);
+}
+
+void report_failure(report *rep, const pgstep_error *err)
+{
+    if (err->file[0])
+        report_summary(rep, "failed (exit %d): %s: %s", err->exit_code, err->file, err->message);
+    else
+        report_summary(rep, "failed (exit %d): %s", err->exit_code, err->message);
+}
+
+void report_write_termination_log(const report *rep, const char *path)
+{
+    char line[sizeof(rep->summary) + 1];
+    size_t len;
+    int fd;
+
+    if (!path || !path[0] || !rep->summary[0])
+        return;
+    len = (size_t)snprintf(line, sizeof(line), "%s\n", rep->summary);
+    if (len >= sizeof(line))
+        len = sizeof(line) - 1;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, line, len) != (ssize_t)len)
+        log_warn("could not write termination log \"%s\": %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}

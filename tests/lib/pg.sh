@@ -1,0 +1,108 @@
+# Throwaway PostgreSQL servers for tests: initdb + pg_ctl -w on a free loopback port, run as an
+# unprivileged user (PostgreSQL refuses root), with scram-sha-256 password authentication over
+# TCP only. Source this file; every function fails loudly.
+
+PG_BINDIR=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+PG_SUPERUSER_PASSWORD=${PG_SUPERUSER_PASSWORD:-pgstep-test-superuser}
+PG_OWNER=postgres
+
+pg_die() {
+    echo "pg.sh: $*" >&2
+    exit 1
+}
+
+[ -x "$PG_BINDIR/initdb" ] || pg_die "no PostgreSQL server binaries found under /usr/lib/postgresql"
+
+# Runs a command as the server's owner: postgres when we are root, ourselves otherwise.
+pg_as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u "$PG_OWNER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# A directory the server's owner can write: mode 700, owned by that user.
+pg_make_dir() {
+    local dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/pgstep-test.XXXXXX") || pg_die "mktemp failed"
+    chmod 700 "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown "$PG_OWNER:" "$dir"
+    fi
+    echo "$dir"
+}
+
+# Prints a loopback TCP port nobody listens on.
+pg_free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    pg_die "no free port found"
+}
+
+# pg_init DATADIR PORT: a new cluster configured for tests, not started.
+pg_init() {
+    local data=$1 port=$2 pwfile
+    pwfile=$(mktemp) || pg_die "mktemp failed"
+    printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$pwfile"
+    chmod 644 "$pwfile"
+    pg_as_owner "$PG_BINDIR/initdb" -D "$data" -U postgres --auth=scram-sha-256 \
+        --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 >"$data.initdb.log" 2>&1 ||
+        { rm -f "$pwfile"; cat "$data.initdb.log" >&2; pg_die "initdb failed in $data"; }
+    rm -f "$pwfile"
+    pg_as_owner tee -a "$data/postgresql.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = ''
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+wal_level = replica
+max_wal_senders = 4
+hot_standby = on
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%a '
+CONF
+    pg_as_owner tee "$data/pg_hba.conf" >/dev/null <<HBA
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+HBA
+}
+
+# pg_start DATADIR: start and wait until it accepts connections.
+pg_start() {
+    local data=$1
+    pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null ||
+        { cat "$data/server.log" >&2; pg_die "server in $data did not start"; }
+}
+
+# pg_stop DATADIR: fast shutdown; quiet if it is not running.
+pg_stop() {
+    local data=$1
+    [ -f "$data/postmaster.pid" ] || return 0
+    pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+# pg_standby PRIMARY_PORT DATADIR PORT: a streaming hot standby of the server on PRIMARY_PORT.
+pg_standby() {
+    local primary_port=$1 data=$2 port=$3
+    pg_as_owner env PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BINDIR/pg_basebackup" \
+        -h 127.0.0.1 -p "$primary_port" -U postgres -D "$data" -R -X stream -c fast \
+        >"$data.basebackup.log" 2>&1 || { cat "$data.basebackup.log" >&2; pg_die "pg_basebackup failed"; }
+    pg_as_owner sed -i "s/^port = .*/port = $port/" "$data/postgresql.conf"
+}
+
+# pg_psql PORT DBNAME [psql args...]: psql as the superuser, unaligned, quiet, stop on error.
+pg_psql() {
+    local port=$1 db=$2
+    shift 2
+    PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
+}

@@ -1,0 +1,81 @@
+# Helpers for integration tests: the shared server, scratch directories, running pgstep and
+# checking what it did. Source it first thing; it sets -euo pipefail.
+set -euo pipefail
+
+T_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/pg.sh
+. "$T_LIB/pg.sh"
+
+: "${PGSTEP_BIN:?PGSTEP_BIN must name the pgstep binary}"
+: "${PGSTEP_TEST_STATE:?PGSTEP_TEST_STATE must name the fixture directory}"
+[ -f "$PGSTEP_TEST_STATE/env" ] || { echo "the test server fixture is not running" >&2; exit 1; }
+# shellcheck disable=SC1091
+. "$PGSTEP_TEST_STATE/env"
+
+T_NAME=$(basename "$0" .sh)
+T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pgstep-$T_NAME.XXXXXX")
+T_CLEANUPS=()
+t_cleanup() {
+    local rc=$?
+    for ((i = ${#T_CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${T_CLEANUPS[i]}" || true; done
+    rm -rf "$T_DIR"
+    exit $rc
+}
+trap t_cleanup EXIT
+# t_on_exit COMMAND: run COMMAND when the test ends, pass or fail (last registered runs first).
+t_on_exit() { T_CLEANUPS+=("$1"); }
+
+t_fail() {
+    echo "FAIL [$T_NAME] $*" >&2
+    for f in "$T_DIR/stdout" "$T_DIR/stderr"; do
+        [ -s "$f" ] && { echo "--- $(basename "$f"):" >&2; tail -n 40 "$f" >&2; }
+    done
+    exit 1
+}
+
+t_ok() { echo "ok [$T_NAME] $*"; }
+
+# t_psql DB SQL: run SQL on the shared server as the superuser, print the result.
+t_psql() { pg_psql "$PGSTEP_TEST_PORT" "$1" -c "$2"; }
+
+# t_db NAME: a fresh database on the shared server, dropped at exit.
+t_db() {
+    local db="${T_NAME}_$1"
+    t_psql postgres "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    t_psql postgres "CREATE DATABASE \"$db\"" >/dev/null
+    t_on_exit "pg_psql $PGSTEP_TEST_PORT postgres -c 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)' >/dev/null"
+    echo "$db"
+}
+
+# t_dsn DB [PORT]: a connection string without a password (that comes from the password file).
+t_dsn() { echo "host=127.0.0.1 port=${2:-$PGSTEP_TEST_PORT} user=postgres dbname=$1"; }
+
+# t_conf FILE DB [extra libconfig text]: a configuration file for the shared server.
+t_conf() {
+    local file=$1 db=$2
+    shift 2
+    cat >"$file" <<CONF
+connection: {
+  conninfo = "$(t_dsn "$db")";
+  password_file = "$PGSTEP_TEST_PASSFILE";
+};
+$*
+CONF
+}
+
+# t_run EXPECTED_EXIT ARGS...: run pgstep, keep stdout/stderr in $T_DIR, check the exit code.
+t_run() {
+    local expected=$1 rc=0
+    shift
+    "$PGSTEP_BIN" "$@" >"$T_DIR/stdout" 2>"$T_DIR/stderr" || rc=$?
+    T_RC=$rc
+    [ "$rc" = "$expected" ] || t_fail "pgstep $* exited $rc, expected $expected"
+}
+
+# t_stderr_has PATTERN / t_stdout_has PATTERN / t_stderr_lacks PATTERN: grep -E checks.
+t_stderr_has() { grep -Eq -- "$1" "$T_DIR/stderr" || t_fail "stderr lacks /$1/"; }
+t_stdout_has() { grep -Eq -- "$1" "$T_DIR/stdout" || t_fail "stdout lacks /$1/"; }
+t_stderr_lacks() { ! grep -Eq -- "$1" "$T_DIR/stderr" || t_fail "stderr has /$1/"; }
+
+# t_now_ms: milliseconds since the epoch.
+t_now_ms() { date +%s%3N; }
