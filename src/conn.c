@@ -186,7 +186,8 @@ static conn *conn_fail(PGconn *pg, conn_failure why, conn_failure *failure, pgst
 conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline_ms,
                 conn_failure *failure, pgstep_error *err)
 {
-    int64_t attempt_end = backoff_now_ms() + (int64_t)cfg->connect_timeout * 1000;
+    int64_t attempt_start = backoff_now_ms();
+    int64_t attempt_end = attempt_start + (int64_t)cfg->connect_timeout * 1000;
     PostgresPollingStatusType state = PGRES_POLLING_WRITING;
     conn_params params;
     PGconn *pg;
@@ -213,8 +214,8 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
         if (ready == 0) {
             PQfinish(pg);
             *failure = CONN_FAIL_TIMEOUT;
-            error_set(err, PGSTEP_EXIT_NOT_READY, "connection attempt timed out after %d s",
-                      cfg->connect_timeout);
+            error_set(err, PGSTEP_EXIT_NOT_READY, "connection attempt timed out after %lld ms",
+                      (long long)(backoff_now_ms() - attempt_start));
             return NULL;
         }
         state = PQconnectPoll(pg);

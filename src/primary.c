@@ -137,13 +137,14 @@ bool primary_wait(const pgstep_config *cfg, conn **out, pgstep_error *err)
         if (c || error_is_set(err))
             break;
         primary_progress(&w);
-        if (w.deadline_ms == 0 || backoff_now_ms() >= w.deadline_ms) {
-            error_set(err, PGSTEP_EXIT_NOT_READY, "primary not ready after %d s: %s",
-                      cfg->wait_timeout, w.reason);
+        if (w.deadline_ms == 0 || backoff_now_ms() >= w.deadline_ms ||
+            !backoff_sleep(backoff_next_ms(&b), w.deadline_ms, err) ||
+            backoff_now_ms() >= w.deadline_ms) {
+            if (!error_is_set(err))
+                error_set(err, PGSTEP_EXIT_NOT_READY, "primary not ready after %d s: %s",
+                          cfg->wait_timeout, w.reason);
             break;
         }
-        if (!backoff_sleep(backoff_next_ms(&b), w.deadline_ms, err))
-            break;
     }
     secret_free(password);
     if (!c)

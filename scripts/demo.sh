@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The end-to-end demo: build pgstep, start a throwaway PostgreSQL on a free loopback port, and
+# apply the demo step set (sql/demo) twice: the first run applies every step, the second finds
+# nothing to do. Everything is removed afterwards.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" --target pgstep >/dev/null
+
+# shellcheck source=tests/lib/pg.sh
+. tests/lib/pg.sh
+work=$(pg_make_dir)
+trap 'pg_stop "$work/data"; rm -rf "$work"' EXIT
+port=$(pg_free_port)
+pg_as_owner mkdir -m 700 "$work/data"
+pg_init "$work/data" "$port"
+pg_start "$work/data"
+pg_psql "$port" postgres -c "CREATE DATABASE demo"
+
+umask 077
+printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$work/password"
+cat >"$work/pgstep.conf" <<CONF
+connection: {
+  conninfo = "host=127.0.0.1 port=$port user=postgres";
+  dbname = "demo";
+  password_file = "$work/password";
+};
+steps: { directory = "$root/sql/demo"; };
+variables: { app_role = "demo_app"; };
+CONF
+
+run() {
+    echo
+    echo "\$ pgstep $*"
+    build/pgstep -c "$work/pgstep.conf" "$@"
+}
+run wait
+run apply
+run apply
+run status

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SIGTERM and SIGINT end a wait promptly with 143 and 130, and a running step is cancelled and
+# rolled back.
+. "$(dirname "$0")/../lib/testlib.sh"
+
+port=$(pg_free_port)
+cat >"$T_DIR/down.conf" <<CONF
+connection: { conninfo = "$(t_dsn postgres "$port")"; };
+wait: { timeout = 60; };
+CONF
+for sig in TERM:143 INT:130; do
+    "$PGSTEP_BIN" -c "$T_DIR/down.conf" wait >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+    pid=$!
+    sleep 0.5
+    sent=$(t_now_ms)
+    kill -"${sig%:*}" "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    took=$(($(t_now_ms) - sent))
+    [ "$rc" = "${sig#*:}" ] || t_fail "SIG${sig%:*} during wait: exit $rc, expected ${sig#*:}"
+    [ "$took" -lt 1000 ] || t_fail "SIG${sig%:*} took ${took} ms to end the wait"
+done
+
+db=$(t_db cancel)
+mkdir "$T_DIR/steps"
+printf 'CREATE TABLE slow_marker (id int);\nSELECT pg_sleep(60);\n' >"$T_DIR/steps/V1__slow.sql"
+t_conf "$T_DIR/pgstep.conf" "$db"
+"$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+pid=$!
+for _ in $(seq 1 50); do
+    [ "$(t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'")" = 1 ] && break
+    sleep 0.1
+done
+sent=$(t_now_ms)
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+took=$(($(t_now_ms) - sent))
+[ "$rc" = 143 ] || t_fail "SIGTERM during a step: exit $rc, expected 143"
+[ "$took" -lt 2000 ] || t_fail "SIGTERM took ${took} ms to end the step"
+sleep 0.2
+[ "$(t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'")" = 0 ] ||
+    t_fail "the step's query is still running on the server"
+[ -z "$(t_psql "$db" "SELECT to_regclass('public.slow_marker')")" ] || t_fail "the step was not rolled back"
+[ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 0 ] || t_fail "the cancelled step was recorded"
+t_ok "signals end wait and apply promptly; cancelled step rolled back in ${took} ms"
