@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests under ctest, once in a plain build and once
-# built with AddressSanitizer and UndefinedBehaviorSanitizer.
+# built with AddressSanitizer and UndefinedBehaviorSanitizer, against real PostgreSQL servers
+# (and a real DocumentDB for the shipped step set).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-deps.sh
+# DocumentDB and its dependencies, built from ../shared/third_party (cached after the first run),
+# for the test of the shipped step set.
+tests/documentdb/build-deps.sh
 jobs=$(nproc)
 
 run_suite() {
