@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Every step-set error exits 65 with one line per problem naming the file (and line), is found
+# before connecting (the server port here is closed, so a connection attempt would wait), and
+# verify finds exactly the same problems without connecting.
+. "$(dirname "$0")/../lib/testlib.sh"
+
+port=$(pg_free_port)
+cat >"$T_DIR/pgstep.conf" <<CONF
+connection: { conninfo = "$(t_dsn postgres "$port")"; };
+wait: { timeout = 60; };
+CONF
+
+# case NAME PATTERN: the steps directory $T_DIR/NAME must be prepared by the caller.
+check() {
+    local name=$1 pattern=$2 cmd start elapsed
+    for cmd in verify apply status; do
+        start=$(t_now_ms)
+        t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/$name" "$cmd"
+        elapsed=$(($(t_now_ms) - start))
+        t_stderr_has "$pattern"
+        t_stderr_has "step set \".*$name\" is invalid"
+        [ "$elapsed" -lt 1000 ] || t_fail "$name/$cmd took ${elapsed} ms: it tried to connect"
+    done
+}
+mk() { mkdir -p "$T_DIR/$1"; printf '%b' "$3" >"$T_DIR/$1/$2"; }
+
+mk bad_name v1_foo.sql 'SELECT 1;\n'
+check bad_name 'v1_foo.sql'
+mk bad_name2 V1_foo.sql 'SELECT 1;\n'
+check bad_name2 'V1_foo.sql'
+mk zero V0__zero.sql 'SELECT 1;\n'
+check zero 'V0__zero.sql'
+mk dup V1__a.sql 'SELECT 1;\n'
+mk dup V001__b.sql 'SELECT 2;\n'
+check dup 'V001__b.sql.*V1__a.sql|V1__a.sql.*V001__b.sql'
+mk empty V1__empty.sql '  \n\n'
+check empty 'V1__empty.sql'
+mk utf8 V1__latin1.sql "SELECT 'caf\xe9';\n"
+check utf8 'V1__latin1.sql:1: invalid byte sequence for encoding "UTF8"'
+mk nul V1__nul.sql 'SELECT 1;\nSELECT \x00;\n'
+check nul 'V1__nul.sql.*line.*2|V1__nul.sql:2'
+mkdir -p "$T_DIR/outside"
+printf 'SELECT 1;\n' >"$T_DIR/outside/elsewhere.sql"
+mkdir -p "$T_DIR/link"
+ln -s "$T_DIR/outside/elsewhere.sql" "$T_DIR/link/V1__link.sql"
+check link 'V1__link.sql'
+mk directive V1__d.sql '-- pgstep: no-transactions\nSELECT 1;\n'
+check directive 'V1__d.sql:1.*no-transactions'
+mk rerun_v V1__r.sql '-- pgstep: rerun-when SELECT 1\nSELECT 1;\n'
+check rerun_v 'V1__r.sql:1.*rerun-when'
+mk undefined V1__u.sql 'SELECT 1;\nSELECT :'"'"'nobody'"'"';\n'
+check undefined 'V1__u.sql:2.*undefined variable "nobody"'
+mk unterminated V1__q.sql "SELECT 1;\nSELECT 'open\n;\n"
+check unterminated "V1__q.sql:2.*unterminated"
+mk dollar V1__dq.sql 'SELECT 1;\n\nSELECT $x$ never closed;\n'
+check dollar 'V1__dq.sql:3.*unterminated'
+mk commit V1__c.sql 'BEGIN;\nSELECT 1;\nCOMMIT;\n'
+check commit 'V1__c.sql:1.*transaction control'
+mk only_comments V1__oc.sql '-- nothing here\n/* nor here */\n'
+check only_comments 'V1__oc.sql'
+
+# Several problems: one line each.
+mk several V1__ok.sql 'SELECT 1;\n'
+mk several v2__bad.sql 'SELECT 1;\n'
+mk several V3__empty.sql ''
+t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/several" verify
+[ "$(grep -c "error: " "$T_DIR/stderr")" = 3 ] || t_fail "expected two problem lines and a summary"
+
+t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/no_such_dir" verify
+t_stderr_has "no_such_dir"
+
+# A link inside the directory, other files and subdirectories are fine.
+mkdir -p "$T_DIR/fine/sub"
+printf 'SELECT 1;\n' >"$T_DIR/fine/V1__real.sql"
+printf 'junk' >"$T_DIR/fine/notes.txt"
+printf 'junk' >"$T_DIR/fine/sub/V9__nested.sql"
+ln -s V1__real.sql "$T_DIR/fine/R__alias.sql"
+t_run 0 -c "$T_DIR/pgstep.conf" -d "$T_DIR/fine" verify
+t_stderr_has "is valid: 2 steps"
+t_ok "every step-set error exits 65 naming the file, before connecting"
