@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Throwaway PostgreSQL servers for tests: initdb + pg_ctl -w on a free loopback port, run as an
 # unprivileged user (PostgreSQL refuses root), with scram-sha-256 password authentication over
 # TCP only. Source this file; every function fails loudly.

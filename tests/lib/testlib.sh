@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for integration tests: the shared server, scratch directories, running pgstep and
 # checking what it did. Source it first thing; it sets -euo pipefail.
 set -euo pipefail
@@ -68,7 +69,6 @@ t_run() {
     local expected=$1 rc=0
     shift
     "$PGSTEP_BIN" "$@" >"$T_DIR/stdout" 2>"$T_DIR/stderr" || rc=$?
-    T_RC=$rc
     [ "$rc" = "$expected" ] || t_fail "pgstep $* exited $rc, expected $expected"
 }
 
