@@ -6,6 +6,7 @@
 #include "pgstep/apply.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,29 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
     return outcome;
 }
 
+/* Releases the session lock. Through a transaction-pooling PgBouncer the unlock may reach
+ * another server session than the lock did, which leaves the lock held: say so loudly. */
+static void apply_session_unlock(apply_ctx *ctx, const step *s)
+{
+    const char *key[] = {ctx->lock_key};
+    pgstep_error unlock_err;
+    PGresult *res;
+
+    error_clear(&unlock_err);
+    res = conn_query(*ctx->c, apply_session_unlock_sql, 1, key, &unlock_err);
+    if (!res || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        log_field fields[] = {LOG_STR("step", s->file_name),
+                              LOG_STR("hint", "Connect directly to the primary, not through a "
+                                              "transaction-pooling PgBouncer, to apply "
+                                              "no-transaction steps.")};
+
+        log_event(LOG_WARN, fields, 2,
+                  "the session advisory lock taken for %s was not released by this session",
+                  s->file_name);
+    }
+    PQclear(res);
+}
+
 /* A no-transaction step: session lock (polled, never waited for inside a transaction), re-check,
  * each statement on its own, then the history row, then unlock. */
 static apply_outcome apply_no_transaction(apply_ctx *ctx, size_t k, pgstep_error *err)
@@ -483,12 +507,8 @@ static apply_outcome apply_no_transaction(apply_ctx *ctx, size_t k, pgstep_error
     if (!locked)
         return APPLY_LOCK_BUSY;
     outcome = apply_no_transaction_body(ctx, item, err);
-    if (!conn_is_broken(*ctx->c)) {
-        pgstep_error unlock_err;
-
-        error_clear(&unlock_err);
-        PQclear(conn_query(*ctx->c, apply_session_unlock_sql, 1, key, &unlock_err));
-    }
+    if (!conn_is_broken(*ctx->c))
+        apply_session_unlock(ctx, item->step);
     return outcome;
 }
 
@@ -593,6 +613,7 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
 {
     apply_ctx ctx;
     size_t pos = 0;
+    size_t stuck_at = SIZE_MAX;
     int attempts = 0;
     int64_t lock_since = -1;
     backoff lock_backoff;
@@ -612,6 +633,12 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
         apply_outcome outcome =
             pipelined ? apply_segment(&ctx, pos, end, err) : apply_no_transaction(&ctx, pos, err);
 
+        /* Retries and lock waits are budgeted per step: a new step starts afresh. */
+        if (outcome != APPLY_DONE && ctx.failed != stuck_at) {
+            stuck_at = ctx.failed;
+            attempts = 0;
+            lock_since = -1;
+        }
         switch (outcome) {
         case APPLY_DONE:
             pos = pipelined ? end : pos + 1;
@@ -623,17 +650,15 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
         case APPLY_LOCK_BUSY:
             pos = ctx.failed;
             ok = apply_wait_lock(&ctx, &lock_since, &lock_backoff, err);
-            continue;
+            break;
         case APPLY_RETRY:
             pos = ctx.failed;
             ok = apply_wait_retry(&ctx, &attempts, &retry_backoff, err);
-            continue;
+            break;
         case APPLY_FAILED:
             ok = false;
-            continue;
+            break;
         }
-        attempts = 0;
-        lock_since = -1;
     }
     free(ctx.items);
     return ok;

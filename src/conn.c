@@ -11,6 +11,7 @@
 #include "pgstep/backoff.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/interrupt.h"
+#include "pgstep/log.h"
 
 /* Waits are sliced so that a signal is noticed within this many milliseconds. */
 #define CONN_POLL_SLICE_MS 100
@@ -183,6 +184,27 @@ static conn *conn_fail(PGconn *pg, conn_failure why, conn_failure *failure, pgst
     return NULL;
 }
 
+/* Server notices (NOTICE, WARNING, ...) become log events instead of raw lines on stderr. */
+static void conn_notice_receiver(void *arg, const PGresult *res)
+{
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    log_level level = LOG_INFO;
+    log_field fields[2];
+    int n = 0;
+
+    (void)arg;
+    if (severity && strcmp(severity, "WARNING") == 0)
+        level = LOG_WARN;
+    else if (severity && (strcmp(severity, "DEBUG") == 0 || strcmp(severity, "LOG") == 0))
+        level = LOG_DEBUG;
+    if (sqlstate)
+        fields[n++] = LOG_STR("sqlstate", sqlstate);
+    fields[n++] = LOG_STR("severity", severity ? severity : "NOTICE");
+    log_event(level, fields, n, "server: %s", primary ? primary : PQresultErrorMessage(res));
+}
+
 conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline_ms,
                 conn_failure *failure, pgstep_error *err)
 {
@@ -226,6 +248,7 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     if (!c)
         return conn_fail(pg, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
     c->pg = pg;
+    PQsetNoticeReceiver(pg, conn_notice_receiver, NULL);
     *failure = CONN_OK;
     return c;
 }

@@ -265,6 +265,13 @@ static size_t scan_number(const scanner *s, size_t i)
     return i;
 }
 
+static size_t skip_var_chars(const scanner *s, size_t i)
+{
+    while (i < s->len && vars_name_valid(s->text + i, 1))
+        i++;
+    return i;
+}
+
 /* End of the psql variable reference (:'name' or :"name") at i, or 0 if there is none. */
 static size_t variable_end(const scanner *s, size_t i)
 {
@@ -273,8 +280,7 @@ static size_t variable_end(const scanner *s, size_t i)
 
     if (quote != '\'' && quote != '"')
         return 0;
-    while (j < s->len && vars_name_valid(s->text + j, 1))
-        j++;
+    j = skip_var_chars(s, j);
     if (j == i + 2 || scanner_at(s, j) != quote)
         return 0;
     return j + 1;
@@ -359,24 +365,28 @@ static bool scan_dollar(scanner *s, token *tok, lexer_error *err)
     return true;
 }
 
-/* Scans a token starting with ':': "::", a variable reference or a lone ':'. */
+/* Scans a token starting with ':': "::", a variable reference, or a lone ':'. psql also reads
+ * :name and :{?name} as one token each, so the name is not an identifier that could count for
+ * the BEGIN ATOMIC heuristic; they are left as they are. */
 static void scan_colon(scanner *s, token *tok)
 {
     size_t i = s->pos;
     size_t end;
 
     tok->kind = TOKEN_OTHER;
+    tok->end = i + 1;
     if (scanner_at(s, i + 1) == ':') {
         tok->end = i + 2;
-        return;
-    }
-    end = variable_end(s, i);
-    if (end > 0) {
+    } else if ((end = variable_end(s, i)) > 0) {
         tok->kind = scanner_at(s, i + 1) == '\'' ? TOKEN_VAR_LITERAL : TOKEN_VAR_IDENT;
         tok->end = end;
-        return;
+    } else if ((end = skip_var_chars(s, i + 1)) > i + 1) {
+        tok->end = end;
+    } else if (scanner_at(s, i + 1) == '{' && scanner_at(s, i + 2) == '?') {
+        end = skip_var_chars(s, i + 3);
+        if (end > i + 3 && scanner_at(s, end) == '}')
+            tok->end = end + 1;
     }
-    tok->end = i + 1;
 }
 
 static bool scan_token(scanner *s, token *tok, lexer_error *err)

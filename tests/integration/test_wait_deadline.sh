@@ -23,7 +23,7 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', $silent_port)); s.listen(64); time.sleep(30)" &
 listener=$!
 t_on_exit "kill $listener 2>/dev/null"
-sleep 0.3
+t_wait_listening "$silent_port"
 cat >"$T_DIR/silent.conf" <<CONF
 connection: { conninfo = "$(t_dsn postgres "$silent_port")"; connect_timeout = 1; };
 wait: { timeout = 3; };

@@ -77,5 +77,35 @@ t_stderr_has() { grep -Eq -- "$1" "$T_DIR/stderr" || t_fail "stderr lacks /$1/";
 t_stdout_has() { grep -Eq -- "$1" "$T_DIR/stdout" || t_fail "stdout lacks /$1/"; }
 t_stderr_lacks() { ! grep -Eq -- "$1" "$T_DIR/stderr" || t_fail "stderr has /$1/"; }
 
+# t_tripwire: starts a loopback listener that records every connection made to it in
+# $T_DIR/tripwire and closes it at once; its port is in T_TRIPWIRE_PORT. A test that must not
+# connect points pgstep at it and checks t_no_connection afterwards.
+t_tripwire() {
+    T_TRIPWIRE_PORT=$(pg_free_port)
+    python3 -c "
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[2]))); s.listen(16)
+while True:
+    c, _ = s.accept()
+    with open(sys.argv[1], 'a') as f: f.write('connection\\n')
+    c.close()" "$T_DIR/tripwire" "$T_TRIPWIRE_PORT" </dev/null >/dev/null 2>&1 &
+    t_on_exit "kill $! 2>/dev/null"
+    t_wait_listening "$T_TRIPWIRE_PORT"
+    # Forget the probe that found it listening.
+    for _ in $(seq 1 50); do [ -s "$T_DIR/tripwire" ] && break; sleep 0.1; done
+    : >"$T_DIR/tripwire"
+}
+t_no_connection() { [ ! -s "$T_DIR/tripwire" ] || t_fail "$1: pgstep connected to the server"; }
+
+# t_wait_listening PORT: wait (up to 10 s) until something accepts connections on PORT.
+t_wait_listening() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    t_fail "nothing listens on port $1"
+}
+
 # t_now_ms: milliseconds since the epoch.
 t_now_ms() { date +%s%3N; }

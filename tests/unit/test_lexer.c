@@ -38,8 +38,8 @@ static void check_split(const char *sql, const expected *want, size_t nwant)
     for (size_t i = 0; i < n; i++) {
         if (st[i].length != strlen(want[i].text) ||
             memcmp(sql + st[i].offset, want[i].text, st[i].length) != 0)
-            fail_msg("statement %zu: expected [%s], got [%.*s]", i, want[i].text,
-                     (int)st[i].length, sql + st[i].offset);
+            fail_msg("statement %zu: expected [%s], got [%.*s]", i, want[i].text, (int)st[i].length,
+                     sql + st[i].offset);
         assert_int_equal(st[i].line, want[i].line);
     }
     free(st);
@@ -244,8 +244,8 @@ static void test_split_keeps_comments_inside_a_statement(void **state)
 static void test_split_ignores_semicolon_in_single_quotes_with_doubled_quote(void **state)
 {
     (void)state;
-    CHECK_SPLIT("SELECT 'a;b', 'it''s;'; SELECT ''';';",
-                {"SELECT 'a;b', 'it''s;'", 1}, {"SELECT ''';'", 1});
+    CHECK_SPLIT("SELECT 'a;b', 'it''s;'; SELECT ''';';", {"SELECT 'a;b', 'it''s;'", 1},
+                {"SELECT ''';'", 1});
 }
 
 static void test_split_backslash_does_not_escape_in_standard_strings(void **state)
@@ -281,22 +281,22 @@ static void test_split_unicode_string_and_identifier(void **state)
 static void test_split_bit_hex_and_national_strings(void **state)
 {
     (void)state;
-    CHECK_SPLIT("SELECT B'1010;', x'1F;', N'n;'; SELECT 2;",
-                {"SELECT B'1010;', x'1F;', N'n;'", 1}, {"SELECT 2", 1});
+    CHECK_SPLIT("SELECT B'1010;', x'1F;', N'n;'; SELECT 2;", {"SELECT B'1010;', x'1F;', N'n;'", 1},
+                {"SELECT 2", 1});
 }
 
 static void test_split_quoted_identifier_with_doubled_quote(void **state)
 {
     (void)state;
-    CHECK_SPLIT("SELECT 1 AS \"a\"\";b\"; SELECT 2 AS \";\";",
-                {"SELECT 1 AS \"a\"\";b\"", 1}, {"SELECT 2 AS \";\"", 1});
+    CHECK_SPLIT("SELECT 1 AS \"a\"\";b\"; SELECT 2 AS \";\";", {"SELECT 1 AS \"a\"\";b\"", 1},
+                {"SELECT 2 AS \";\"", 1});
 }
 
 static void test_split_dollar_quotes(void **state)
 {
     (void)state;
-    CHECK_SPLIT("SELECT $$a;b$$; SELECT $fn$ $$; $x$; $fn$; SELECT 3;",
-                {"SELECT $$a;b$$", 1}, {"SELECT $fn$ $$; $x$; $fn$", 1}, {"SELECT 3", 1});
+    CHECK_SPLIT("SELECT $$a;b$$; SELECT $fn$ $$; $x$; $fn$; SELECT 3;", {"SELECT $$a;b$$", 1},
+                {"SELECT $fn$ $$; $x$; $fn$", 1}, {"SELECT 3", 1});
 }
 
 static void test_split_dollar_tag_underscore_digits_and_case(void **state)
@@ -380,8 +380,8 @@ static void test_split_real_number_fail_keeps_minus(void **state)
 static void test_split_typecast_and_colons(void **state)
 {
     (void)state;
-    CHECK_SPLIT("SELECT 1::int, a := 2, x[1:2]; SELECT :foo;",
-                {"SELECT 1::int, a := 2, x[1:2]", 1}, {"SELECT :foo", 1});
+    CHECK_SPLIT("SELECT 1::int, a := 2, x[1:2]; SELECT :foo;", {"SELECT 1::int, a := 2, x[1:2]", 1},
+                {"SELECT :foo", 1});
 }
 
 /* ---- Splitting: parentheses and BEGIN ATOMIC ---- */
@@ -435,11 +435,11 @@ static void test_split_begin_atomic_in_create_or_replace_procedure(void **state)
 static void test_split_case_outside_begin_is_not_counted(void **state)
 {
     (void)state;
-    CHECK_SPLIT("CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END; "
-                "SELECT 2;",
-                {"CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END",
-                 1},
-                {"SELECT 2", 1});
+    CHECK_SPLIT(
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END; "
+        "SELECT 2;",
+        {"CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END", 1},
+        {"SELECT 2", 1});
 }
 
 static void test_split_begin_inside_parentheses_is_not_counted(void **state)
@@ -463,8 +463,8 @@ static void test_split_routine_detection_restarts_after_each_statement(void **st
     (void)state;
     CHECK_SPLIT("CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql; BEGIN; "
                 "SELECT 1; COMMIT;",
-                {"CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql", 1},
-                {"BEGIN", 1}, {"SELECT 1", 1}, {"COMMIT", 1});
+                {"CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql", 1}, {"BEGIN", 1},
+                {"SELECT 1", 1}, {"COMMIT", 1});
 }
 
 static void test_split_begin_in_dollar_quoted_body_is_not_counted(void **state)
@@ -476,6 +476,37 @@ static void test_split_begin_in_dollar_quoted_body_is_not_counted(void **state)
                  "END\n$$",
                  1},
                 {"SELECT 2", 6});
+}
+
+static void test_split_bare_variable_is_not_an_identifier(void **state)
+{
+    (void)state;
+    /* psql reads :v as one token, so CREATE is still the statement's first identifier. */
+    CHECK_SPLIT(":v CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; "
+                "SELECT 2;",
+                {":v CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", 1},
+                {"SELECT 2", 1});
+}
+
+static void test_split_u_before_ampersand_is_not_an_identifier(void **state)
+{
+    (void)state;
+    /* psql takes the u of "u&begin" alone; "begin" is then an identifier and opens a body. */
+    CHECK_SPLIT("CREATE FUNCTION f() RETURNS int LANGUAGE sql u&begin SELECT 1; END; SELECT 2;",
+                {"CREATE FUNCTION f() RETURNS int LANGUAGE sql u&begin SELECT 1; END", 1},
+                {"SELECT 2", 1});
+}
+
+static void test_split_junk_after_number_or_parameter_is_one_token(void **state)
+{
+    (void)state;
+    /* Letters (and then '$') right after a number or $n belong to it: no dollar quote starts,
+     * and a keyword glued to a number is not counted. */
+    CHECK_SPLIT("SELECT $1abc$$; SELECT 1abc$$; SELECT 2;", {"SELECT $1abc$$", 1},
+                {"SELECT 1abc$$", 1}, {"SELECT 2", 1});
+    CHECK_SPLIT("CREATE FUNCTION f() RETURNS int LANGUAGE sql 1xbegin SELECT 1; END; SELECT 2;",
+                {"CREATE FUNCTION f() RETURNS int LANGUAGE sql 1xbegin SELECT 1", 1}, {"END", 1},
+                {"SELECT 2", 1});
 }
 
 static void test_split_rejects_psql_meta_command(void **state)
@@ -515,8 +546,7 @@ static void test_substitute_literal_and_identifier(void **state)
     assert_true(vars_set(v, "schema", "app"));
     assert_true(vars_set(v, "owner", "o'brien"));
     out = substitute("CREATE SCHEMA :\"schema\" AUTHORIZATION :\"owner\"; SELECT :'owner';", v);
-    assert_string_equal(out,
-                        "CREATE SCHEMA \"app\" AUTHORIZATION \"o'brien\"; SELECT 'o''brien';");
+    assert_string_equal(out, "CREATE SCHEMA \"app\" AUTHORIZATION \"o'brien\"; SELECT 'o''brien';");
     free(out);
     vars_free(v);
 }
@@ -819,6 +849,9 @@ int main(void)
         cmocka_unit_test(test_split_begin_outside_create_function_is_a_statement),
         cmocka_unit_test(test_split_routine_detection_restarts_after_each_statement),
         cmocka_unit_test(test_split_begin_in_dollar_quoted_body_is_not_counted),
+        cmocka_unit_test(test_split_bare_variable_is_not_an_identifier),
+        cmocka_unit_test(test_split_u_before_ampersand_is_not_an_identifier),
+        cmocka_unit_test(test_split_junk_after_number_or_parameter_is_one_token),
         cmocka_unit_test(test_split_rejects_psql_meta_command),
         cmocka_unit_test(test_split_unterminated_constructs_report_start_line),
         cmocka_unit_test(test_substitute_literal_and_identifier),
