@@ -8,6 +8,7 @@ packages=(
     libpq-dev libconfig-dev libsodium-dev libcmocka-dev
     postgresql-15 postgresql-client-15
     pgbouncer valgrind python3 clang-format shellcheck
+    yamllint docker-compose
 )
 
 missing=()
@@ -15,6 +16,8 @@ for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$status" = installed ] || missing+=("$p")
 done
+# The machine image may bring its own Node.js (with npm); Debian's is the fallback.
+command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite: unit and integration tests under ctest, once in a plain build and once
-# built with AddressSanitizer and UndefinedBehaviorSanitizer, against real PostgreSQL servers
-# (and a real DocumentDB for the shipped step set).
+# The whole test suite under ctest, against real PostgreSQL servers (and a real DocumentDB for
+# the shipped step set): once in a plain build, once built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, and the packaging tests once more with the fully static binary
+# that the container image ships.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-deps.sh
-# DocumentDB and its dependencies, built from ../shared/third_party (cached after the first run),
-# for the test of the shipped step set.
+# DocumentDB and the dependencies Debian lacks, from ../shared/third_party (cached), and the
+# static libpq for the static build (cached).
 tests/documentdb/build-deps.sh
+scripts/build-static-deps.sh
 jobs=$(nproc)
 
+# run_suite BUILD_DIR [CMAKE_ARGS...] [-- CTEST_ARGS...]
 run_suite() {
-    local dir=$1
+    local dir=$1 cmake_args=() ctest_args=()
     shift
-    echo "== $dir: $*"
-    cmake -S . -B "$dir" "$@" >/dev/null
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do cmake_args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    ctest_args=("$@")
+    echo "== $dir: ${cmake_args[*]} ${ctest_args[*]}"
+    cmake -S . -B "$dir" "${cmake_args[@]}" >/dev/null
     cmake --build "$dir" -j"$jobs"
-    (cd "$dir" && ctest --output-on-failure -j"$jobs")
+    (cd "$dir" && ctest --output-on-failure -j"$jobs" "${ctest_args[@]}")
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPGSTEP_SANITIZE=ON
+run_suite build-static -DCMAKE_BUILD_TYPE=Release -DPGSTEP_STATIC=ON -- -L container

@@ -1,0 +1,74 @@
+# Shared helpers for tests/container/*.sh (sourced, not run).
+# shellcheck shell=bash
+
+container_tests_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
+repo_root=$(cd "$container_tests_dir/../.." && pwd)
+checks=0
+
+die() {
+    printf 'FAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+ok() {
+    checks=$((checks + 1))
+    printf 'ok: %s\n' "$*"
+}
+
+finish() {
+    printf '%s: %d checks passed\n' "$(basename "$0" .sh)" "$checks"
+}
+
+# Runs "$@" and requires that it fails with output matching the regular expression $expect.
+expect_failure() {
+    local what=$1 expect=$2 out
+    shift 2
+    if out=$("$@" 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "$what: expected a failure, but it passed"
+    fi
+    if ! grep -Eq -- "$expect" <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        die "$what: failed, but without a message matching /$expect/"
+    fi
+    ok "$what is rejected"
+}
+
+# Makes sure a command exists, installing its Debian package (without recommends) if we are
+# root; tests never skip for a missing tool.
+need_command() {
+    local cmd=$1 pkg=${2:-$1}
+    command -v "$cmd" >/dev/null && return 0
+    [[ $(id -u) -eq 0 ]] || die "$cmd is missing; install the Debian package $pkg"
+    echo "installing $pkg" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "$pkg" >/dev/null; } ||
+        die "could not install $pkg"
+    command -v "$cmd" >/dev/null || die "$pkg did not provide $cmd"
+}
+
+# Installs the npm packages pinned by tests/container/package-lock.json into $PGSTEP_NPM_DIR
+# (default /var/cache/pgstep-npm; never inside the repository) with npm ci, once per lock file.
+npm_setup() {
+    need_command node nodejs
+    need_command npm npm
+    export PGSTEP_NPM_DIR=${PGSTEP_NPM_DIR:-/var/cache/pgstep-npm}
+    local want
+    want=$(cat "$container_tests_dir/package.json" "$container_tests_dir/package-lock.json" |
+           sha256sum | cut -d' ' -f1)
+    mkdir -p "$PGSTEP_NPM_DIR"
+    (
+        flock 9
+        if [[ $(cat "$PGSTEP_NPM_DIR/.installed" 2>/dev/null) != "$want" ||
+              ! -d $PGSTEP_NPM_DIR/node_modules ]]; then
+            echo "npm ci in $PGSTEP_NPM_DIR" >&2
+            cp "$container_tests_dir/package.json" "$container_tests_dir/package-lock.json" \
+                "$PGSTEP_NPM_DIR/"
+            (cd "$PGSTEP_NPM_DIR" && npm ci --no-audit --no-fund --ignore-scripts \
+                --loglevel=error >/dev/null) || die "npm ci failed in $PGSTEP_NPM_DIR"
+            echo "$want" >"$PGSTEP_NPM_DIR/.installed"
+        fi
+    ) 9>"$PGSTEP_NPM_DIR/.lock"
+}
