@@ -276,27 +276,14 @@ static void check_duplicate_versions(loader *ld, step_name *names, size_t n)
 
 /* ---- Reading a file ---- */
 
-/* Where to open the entry: itself if it is a regular file, or the target of a link that stays
- * inside the directory. NULL after logging the problem. */
-static char *resolve_entry(loader *ld, const char *name, const char *path)
+/* The target of a symbolic link that stays inside the directory, malloc'ed; NULL after logging
+ * the problem. */
+static char *resolve_link(loader *ld, const char *name, const char *path)
 {
     char errbuf[128];
-    struct stat st;
     char *target;
     size_t dlen = strlen(ld->real_dir);
 
-    if (lstat(path, &st) != 0) {
-        stepset_problem(ld, name, 0, NULL, "could not stat step file: %s",
-                        errno_text(errno, errbuf, sizeof(errbuf)));
-        return NULL;
-    }
-    if (!S_ISLNK(st.st_mode)) {
-        if (!S_ISREG(st.st_mode)) {
-            stepset_problem(ld, name, 0, NULL, "not a regular file");
-            return NULL;
-        }
-        return strdup(path);
-    }
     target = realpath(path, NULL);
     if (!target) {
         stepset_problem(ld, name, 0, NULL, "could not resolve symbolic link: %s",
@@ -315,8 +302,31 @@ static char *resolve_entry(loader *ld, const char *name, const char *path)
     return target;
 }
 
-/* Reads the whole file at open_path (no link followed) into a malloc'ed buffer. */
-static char *read_file_capped(loader *ld, const char *name, const char *open_path, size_t *len)
+/* Opens a step file without following links, except a link that stays inside the directory.
+ * O_NONBLOCK: a FIFO must not hang the load (it is refused as not a regular file). Returns -1
+ * after logging the problem. */
+static int open_step_file(loader *ld, const char *name, const char *path)
+{
+    const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    char errbuf[128];
+    int fd = open(path, flags);
+
+    if (fd < 0 && errno == ELOOP) {
+        char *target = resolve_link(ld, name, path);
+
+        if (!target)
+            return -1;
+        fd = open(target, flags);
+        free(target);
+    }
+    if (fd < 0)
+        stepset_problem(ld, name, 0, NULL, "could not open step file: %s",
+                        errno_text(errno, errbuf, sizeof(errbuf)));
+    return fd;
+}
+
+/* Reads the whole step file at path into a malloc'ed buffer. */
+static char *read_file_capped(loader *ld, const char *name, const char *path, size_t *len)
 {
     char errbuf[128];
     struct stat st;
@@ -324,13 +334,9 @@ static char *read_file_capped(loader *ld, const char *name, const char *open_pat
     size_t size = 0, capacity;
     int fd;
 
-    /* O_NONBLOCK: a FIFO swapped in after the check must not hang the load. */
-    fd = open(open_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        stepset_problem(ld, name, 0, NULL, "could not open step file: %s",
-                        errno_text(errno, errbuf, sizeof(errbuf)));
+    fd = open_step_file(ld, name, path);
+    if (fd < 0)
         return NULL;
-    }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         stepset_problem(ld, name, 0, NULL, "not a regular file");
         goto fail;
@@ -370,6 +376,9 @@ static char *read_file_capped(loader *ld, const char *name, const char *open_pat
         if (got == 0)
             break;
         size += (size_t)got;
+        /* A short read of a regular file is its end: no second read needed to see EOF. */
+        if (size < capacity)
+            break;
     }
     if (size > STEPSET_MAX_FILE_SIZE)
         goto too_large;
@@ -749,7 +758,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
     size_t desc_len = strlen(name) - strlen(STEPSET_SUFFIX) - desc_start;
     directives d = {0};
     char *path = path_join(ld->dir, name);
-    char *open_path = NULL, *text = NULL;
+    char *text = NULL;
     size_t len = 0;
     bool ok = false;
     int before = ld->problems;
@@ -759,8 +768,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
         stepset_problem(ld, name, 0, NULL, "out of memory");
         return false;
     }
-    if (!(open_path = resolve_entry(ld, name, path)) ||
-        !(text = read_file_capped(ld, name, open_path, &len)) || !check_text(ld, name, text, len))
+    if (!(text = read_file_capped(ld, name, path, &len)) || !check_text(ld, name, text, len))
         goto done;
     len = crlf_to_lf(text, len);
     s->kind = sn->kind;
@@ -786,7 +794,6 @@ done:
         step_clear(s);
     free(d.rerun_query);
     free(text);
-    free(open_path);
     free(path);
     return ok;
 }
