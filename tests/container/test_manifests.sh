@@ -97,8 +97,10 @@ def pod_checks(where, job_spec):
     def codes_for(action):
         return sorted(v for r in rules if r["action"] == action and "onExitCodes" in r
                       for v in r["onExitCodes"]["values"])
-    check(codes_for("FailJob") == sorted([codes["USAGE"], codes["STEPSET"], codes["CONFIG"]]),
-          f"{where}: FailJob on usage, step set and configuration errors ({codes_for('FailJob')})")
+    check(codes_for("FailJob") == sorted([codes["STEP_FAILED"], codes["USAGE"], codes["STEPSET"],
+                                          codes["CONFIG"]]),
+          f"{where}: FailJob on failed steps, usage, step set and configuration errors "
+          f"({codes_for('FailJob')})")
     check(codes_for("Count") == sorted([codes["NOT_READY"], codes["TEMPFAIL"]]),
           f"{where}: Count on not-ready and temporary failures ({codes_for('Count')})")
     for r in rules:
