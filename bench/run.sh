@@ -16,11 +16,9 @@ pgstep=$root/build-bench/pgstep
 
 # shellcheck source=tests/lib/pg.sh
 . tests/lib/pg.sh
-work=$(pg_make_dir)
-trap 'pg_stop "$work/data"; rm -rf "$work"' EXIT
-port=$(pg_free_port)
-pg_as_owner mkdir -m 700 "$work/data"
-pg_init "$work/data" "$port"
+pg_throwaway
+work=$PG_WORK port=$PG_PORT
+trap 'pg_discard "$work"' EXIT
 # Commits are not flushed (fsync = off, as in every test server here), so the figures show
 # the work and round trips of each tool rather than the disk. PGSTEP_BENCH_DURABLE=1 flushes them.
 if [ "${PGSTEP_BENCH_DURABLE:-}" = 1 ]; then

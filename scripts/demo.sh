@@ -12,12 +12,9 @@ cmake --build build -j"$(nproc)" --target pgstep >/dev/null
 
 # shellcheck source=tests/lib/pg.sh
 . tests/lib/pg.sh
-work=$(pg_make_dir)
-trap 'pg_stop "$work/data"; rm -rf "$work"' EXIT
-port=$(pg_free_port)
-pg_as_owner mkdir -m 700 "$work/data"
-pg_init "$work/data" "$port"
-pg_start "$work/data"
+pg_throwaway start
+work=$PG_WORK port=$PG_PORT
+trap 'pg_discard "$work"' EXIT
 pg_psql "$port" postgres -c "CREATE DATABASE demo"
 
 umask 077

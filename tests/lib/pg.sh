@@ -76,6 +76,24 @@ host replication all 127.0.0.1/32 scram-sha-256
 HBA
 }
 
+# pg_throwaway [start]: a new cluster in a new directory on a free port, started if asked. Sets
+# PG_WORK (the directory; its cluster is $PG_WORK/data) and PG_PORT. pg_discard removes it.
+pg_throwaway() {
+    PG_WORK=$(pg_make_dir)
+    PG_PORT=$(pg_free_port)
+    pg_as_owner mkdir -m 700 "$PG_WORK/data"
+    pg_init "$PG_WORK/data" "$PG_PORT"
+    if [ "${1:-}" = start ]; then
+        pg_start "$PG_WORK/data"
+    fi
+}
+
+# pg_discard DIR: stop the cluster made by pg_throwaway in DIR and remove DIR.
+pg_discard() {
+    pg_stop "$1/data"
+    rm -rf "$1"
+}
+
 # pg_start DATADIR: start and wait until it accepts connections.
 pg_start() {
     local data=$1

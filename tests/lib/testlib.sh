@@ -107,5 +107,30 @@ t_wait_listening() {
     t_fail "nothing listens on port $1"
 }
 
+# t_wait_in_background CONF: starts "pgstep -c CONF --verbose wait"; its pid is T_BG_PID.
+t_wait_in_background() {
+    "$PGSTEP_BIN" -c "$1" --verbose wait >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+    T_BG_PID=$!
+    t_on_exit "kill $T_BG_PID 2>/dev/null"
+}
+
+# t_still_waiting REASON: two seconds on, the background wait has not ended and has logged why.
+t_still_waiting() {
+    sleep 2
+    kill -0 "$T_BG_PID" 2>/dev/null || t_fail "pgstep stopped waiting ($1)"
+    grep -q -- "$1" "$T_DIR/stderr" || t_fail "the reason ($1) was not logged"
+}
+
+# t_ready_within MS: the background wait exits 0 within MS milliseconds from now; the time it
+# took is in T_NOTICED_MS.
+t_ready_within() {
+    local since rc=0
+    since=$(t_now_ms)
+    wait "$T_BG_PID" || rc=$?
+    T_NOTICED_MS=$(($(t_now_ms) - since))
+    [ "$rc" = 0 ] || t_fail "wait exited $rc"
+    [ "$T_NOTICED_MS" -lt "$1" ] || t_fail "the writable primary was noticed only after ${T_NOTICED_MS} ms"
+}
+
 # t_now_ms: milliseconds since the epoch.
 t_now_ms() { date +%s%3N; }
