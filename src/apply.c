@@ -1,8 +1,9 @@
-/* Applying the plan. Transactional steps go out in one pipeline per run of consecutive steps:
- * for each, BEGIN; take the transaction lock or fail; re-check the history or fail; the step's
- * statements; the history row; COMMIT. The first failure makes the server skip everything after
- * it, so later steps are never attempted, and no transaction is open while pgstep waits for the
- * lock. Steps marked no-transaction run one statement at a time under a session lock. */
+/* Applying the plan. A run of consecutive transactional steps goes to the server as one batch
+ * (a single simple Query message): for each step, BEGIN; step_begin (take the transaction lock
+ * or fail, re-check the history or fail); the step's statements; step_end (the history row);
+ * COMMIT. The first failure makes the server skip everything after it, so later steps are never
+ * attempted, and no transaction is open while pgstep waits for the lock. Steps marked
+ * no-transaction run one statement at a time under a session lock. */
 #include "pgstep/apply.h"
 
 #include <inttypes.h>
@@ -15,33 +16,30 @@
 #include <sodium.h>
 
 #include "pgstep/backoff.h"
+#include "pgstep/batch.h"
 #include "pgstep/exitcode.h"
+#include "pgstep/lexer.h"
 #include "pgstep/log.h"
 #include "pgstep/primary.h"
 
 #define APPLY_LOCK_FIRST_DELAY_MS  10
 #define APPLY_LOCK_MAX_DELAY_MS    500
 #define APPLY_RETRY_FIRST_DELAY_MS 100
+/* A batch closes after the step that takes it past this size: one message, bounded memory, and
+ * a bounded statement in the server log should it fail. */
+#define APPLY_BATCH_MAX_BYTES (1024 * 1024)
+/* Labels of pgstep's own statements in a batch. */
+#define APPLY_OWN SIZE_MAX
 
-/* Failing casts (see history.c) raise invalid_text_representation. */
-#define APPLY_SQLSTATE_RAISED "22P02"
-
-static const char apply_xact_lock_sql[] =
-    "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
-    " pg_catalog.set_config('lock_timeout', $2, true),"
-    " pg_catalog.set_config('pgstep.step_started', pg_catalog.clock_timestamp()::text, true),"
-    " CASE WHEN pg_catalog.pg_try_advisory_xact_lock($3::bigint) THEN 0"
-    " ELSE ('pgstep: advisory lock ' || $3::bigint || ' is held by another runner (backend '"
-    " || pg_catalog.pg_backend_pid() || ')')::integer END";
 static const char apply_session_lock_sql[] = "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)";
 static const char apply_session_unlock_sql[] = "SELECT pg_catalog.pg_advisory_unlock($1::bigint)";
 
-/* Whether an error result is one of pgstep's own deliberate failures. */
-static bool apply_raised(const PGresult *res)
+/* The SQLSTATE of an error result, or "". */
+static const char *apply_sqlstate(const PGresult *res)
 {
     const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-    return sqlstate && strcmp(sqlstate, APPLY_SQLSTATE_RAISED) == 0;
+    return sqlstate ? sqlstate : "";
 }
 
 typedef enum apply_outcome {
@@ -60,11 +58,14 @@ typedef struct apply_ctx {
     size_t nitems;
     bool need_bootstrap;
     size_t failed;
+    size_t batch_end; /* items [pos, batch_end) went into the last batch */
+    batch *batch;
     char lock_key[24];
     char statement_timeout[24];
     char lock_timeout[24];
     char run_id[33];
     char host[256];
+    char bootstrap_lock[256]; /* DO block taking the lock before step_begin exists */
     apply_stats *stats;
 } apply_ctx;
 
@@ -95,6 +96,12 @@ static void apply_ctx_init(apply_ctx *ctx, conn **c, const pgstep_config *cfg,
     ctx->sql = sql;
     ctx->stats = stats;
     apply_lock_key(cfg->lock_name, ctx->lock_key);
+    /* The key is pgstep's own decimal number, safe to put in the text. */
+    snprintf(ctx->bootstrap_lock, sizeof(ctx->bootstrap_lock),
+             "DO $pgstep$ BEGIN IF NOT pg_catalog.pg_try_advisory_xact_lock(%s) THEN"
+             " RAISE EXCEPTION 'pgstep: advisory lock %s is held by another runner'"
+             " USING ERRCODE = '" HISTORY_SQLSTATE_LOCK_BUSY "'; END IF; END $pgstep$",
+             ctx->lock_key, ctx->lock_key);
     snprintf(ctx->statement_timeout, sizeof(ctx->statement_timeout), "%ds", cfg->statement_timeout);
     snprintf(ctx->lock_timeout, sizeof(ctx->lock_timeout), "%ds", cfg->apply_lock_timeout);
     randombytes_buf(id, sizeof(id));
@@ -142,33 +149,25 @@ static void apply_locate(const step *s, size_t stmt, pgstep_error *err)
                    stmt < s->nstatements ? apply_error_line(s, stmt, err->position) : 0);
 }
 
-/* A step's statement (stmt < nstatements) or pgstep's own statement about it failed. */
-static apply_outcome apply_step_error(const step *s, const PGresult *res, size_t stmt,
-                                      pgstep_error *err)
+/* A statement of a batch failed: a step's own (stmt < nstatements) or pgstep's around it. The
+ * server's position, counted in the whole batch, names the statement best: a syntax error
+ * rejects the whole batch before anything runs, whatever its sequence. */
+static apply_outcome apply_step_error(apply_ctx *ctx, const step *s, const PGresult *res,
+                                      size_t stmt, pgstep_error *err)
 {
+    size_t owner;
+    size_t at;
+    int relative;
+
     conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
+    if (batch_locate(ctx->batch, err->position, &owner, &at, &relative) && owner != APPLY_OWN &&
+        at != APPLY_OWN) {
+        s = ctx->items[owner]->step;
+        stmt = at;
+        err->position = relative;
+    }
     apply_locate(s, stmt, err);
     return apply_classify(err);
-}
-
-static bool apply_send_statement(conn *c, const step *s, size_t i, pgstep_error *err)
-{
-    const lexer_statement *st = &s->statements[i];
-    char *text = strndup(s->sql + st->offset, st->length);
-    bool ok;
-
-    if (!text)
-        return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
-    ok = conn_pipeline_send(c, text, 0, NULL, err);
-    free(text);
-    return ok;
-}
-
-static bool apply_send_lock(apply_ctx *ctx, pgstep_error *err)
-{
-    const char *params[] = {ctx->statement_timeout, ctx->lock_timeout, ctx->lock_key};
-
-    return conn_pipeline_send(*ctx->c, apply_xact_lock_sql, 3, params, err);
 }
 
 static void apply_version_text(const step *s, char out[24])
@@ -176,8 +175,8 @@ static void apply_version_text(const step *s, char out[24])
     snprintf(out, 24, "%lld", s->version);
 }
 
-/* Parameters of history_sql.recheck_* and needs_*. */
-static int apply_recheck_params(const plan_item *item, char version[24], const char *params[2])
+/* Parameters of history_sql.needs_*. */
+static int apply_needs_params(const plan_item *item, char version[24], const char *params[2])
 {
     const step *s = item->step;
 
@@ -191,9 +190,9 @@ static int apply_recheck_params(const plan_item *item, char version[24], const c
     return 2;
 }
 
-/* Parameters of history_sql.insert; duration NULL lets the server measure it. */
-static void apply_insert_params(const apply_ctx *ctx, const plan_item *item, const char *duration,
-                                char version[24], const char *params[9])
+/* Parameters of history_sql.step_end; duration NULL lets the server measure it. */
+static void apply_end_params(const apply_ctx *ctx, const plan_item *item, const char *duration,
+                             char version[24], const char *params[9])
 {
     const step *s = item->step;
 
@@ -209,36 +208,82 @@ static void apply_insert_params(const apply_ctx *ctx, const plan_item *item, con
     params[8] = ctx->host;
 }
 
-static bool apply_send_step(apply_ctx *ctx, const plan_item *item, pgstep_error *err)
+/* Appends "SELECT fn(args)" with every argument quoted as a literal (NULL stays NULL). */
+static bool apply_batch_call(apply_ctx *ctx, const char *fn, const char *const *args, int nargs,
+                             size_t owner)
 {
-    const step *s = item->step;
-    const char *params[2];
-    const char *insert[9];
-    char version[24];
-    int n = apply_recheck_params(item, version, params);
-    const char *recheck = s->kind == STEP_VERSIONED ? ctx->sql->recheck_v : ctx->sql->recheck_r;
+    size_t len = strlen(fn) + 16;
+    char **quoted = calloc((size_t)nargs, sizeof(char *));
+    char *text = NULL;
+    bool ok = quoted != NULL;
 
-    if (!conn_pipeline_send(*ctx->c, "BEGIN", 0, NULL, err) || !apply_send_lock(ctx, err) ||
-        !conn_pipeline_send(*ctx->c, recheck, n, params, err))
-        return false;
-    for (size_t i = 0; i < s->nstatements; i++) {
-        if (!apply_send_statement(*ctx->c, s, i, err))
-            return false;
+    for (int i = 0; ok && i < nargs; i++) {
+        ok = !args[i] || (quoted[i] = lexer_quote_literal(args[i])) != NULL;
+        len += (quoted[i] ? strlen(quoted[i]) : 4) + 2;
     }
-    apply_insert_params(ctx, item, NULL, version, insert);
-    return conn_pipeline_send(*ctx->c, ctx->sql->insert, 9, insert, err) &&
-           conn_pipeline_send(*ctx->c, "COMMIT", 0, NULL, err);
+    if (ok && (text = malloc(len))) {
+        size_t n = (size_t)snprintf(text, len, "SELECT %s(", fn);
+
+        for (int i = 0; i < nargs; i++)
+            n += (size_t)snprintf(text + n, len - n, "%s%s", i ? ", " : "",
+                                  quoted[i] ? quoted[i] : "NULL");
+        n += (size_t)snprintf(text + n, len - n, ")");
+        ok = batch_append(ctx->batch, text, n, owner, APPLY_OWN);
+    } else {
+        ok = false;
+    }
+    for (int i = 0; quoted && i < nargs; i++)
+        free(quoted[i]);
+    free(quoted);
+    free(text);
+    return ok;
 }
 
-static bool apply_send_bootstrap(apply_ctx *ctx, pgstep_error *err)
+static bool apply_batch_own(apply_ctx *ctx, const char *sql, size_t owner)
 {
-    if (!conn_pipeline_send(*ctx->c, "BEGIN", 0, NULL, err) || !apply_send_lock(ctx, err))
+    return batch_append(ctx->batch, sql, strlen(sql), owner, APPLY_OWN);
+}
+
+/* One step's transaction; owner is its index in ctx->items. */
+static bool apply_batch_step(apply_ctx *ctx, size_t owner)
+{
+    const plan_item *item = ctx->items[owner];
+    const step *s = item->step;
+    const char *begin[7];
+    const char *end[9];
+    char version[24];
+
+    apply_version_text(s, version);
+    begin[0] = ctx->lock_key;
+    begin[1] = s->kind == STEP_VERSIONED ? "V" : "R";
+    begin[2] = s->kind == STEP_VERSIONED ? version : NULL;
+    begin[3] = s->description;
+    begin[4] = item->checksum;
+    begin[5] = ctx->statement_timeout;
+    begin[6] = ctx->lock_timeout;
+    apply_end_params(ctx, item, NULL, version, end);
+    if (!apply_batch_own(ctx, "BEGIN", owner) ||
+        !apply_batch_call(ctx, ctx->sql->begin_fn, begin, 7, owner))
         return false;
-    for (int i = 0; i < 3; i++) {
-        if (!conn_pipeline_send(*ctx->c, ctx->sql->create[i], 0, NULL, err))
+    for (size_t i = 0; i < s->nstatements; i++) {
+        if (!batch_append(ctx->batch, s->sql + s->statements[i].offset, s->statements[i].length,
+                          owner, i))
             return false;
     }
-    return conn_pipeline_send(*ctx->c, "COMMIT", 0, NULL, err);
+    return apply_batch_call(ctx, ctx->sql->end_fn, end, 9, owner) &&
+           apply_batch_own(ctx, "COMMIT", owner);
+}
+
+static bool apply_batch_bootstrap(apply_ctx *ctx)
+{
+    if (!apply_batch_own(ctx, "BEGIN", APPLY_OWN) ||
+        !apply_batch_own(ctx, ctx->bootstrap_lock, APPLY_OWN))
+        return false;
+    for (int i = 0; i < HISTORY_CREATE_COUNT; i++) {
+        if (!apply_batch_own(ctx, ctx->sql->create[i], APPLY_OWN))
+            return false;
+    }
+    return apply_batch_own(ctx, "COMMIT", APPLY_OWN);
 }
 
 /* Reads the next result and says whether it succeeded; *res is kept for the caller to clear. */
@@ -246,31 +291,48 @@ static bool apply_next_ok(apply_ctx *ctx, PGresult **res, pgstep_error *err)
 {
     ExecStatusType status;
 
-    *res = conn_pipeline_next(*ctx->c, err);
-    if (!*res)
+    *res = conn_batch_next(*ctx->c, err);
+    if (!*res) {
+        if (!error_is_set(err))
+            error_set(err, PGSTEP_EXIT_TEMPFAIL, "the server ended the batch early");
         return false;
+    }
     status = PQresultStatus(*res);
     return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
 }
 
-/* Reads BEGIN and the lock statement. */
-static apply_outcome apply_read_locked(apply_ctx *ctx, const step *s, pgstep_error *err)
+static void apply_log_by_other(const step *s)
+{
+    log_field fields[] = {LOG_STR("step", s->file_name)};
+
+    log_event(LOG_INFO, fields, 1, "%s was applied by another runner meanwhile", s->file_name);
+}
+
+/* Reads BEGIN and what took the lock: step_begin for step s, the bootstrap's DO block when s is
+ * NULL. */
+static apply_outcome apply_read_begin(apply_ctx *ctx, const step *s, pgstep_error *err)
 {
     apply_outcome outcome = APPLY_DONE;
     PGresult *res;
 
     for (int i = 0; i < 2 && outcome == APPLY_DONE; i++) {
+        const char *sqlstate;
+
         if (apply_next_ok(ctx, &res, err)) {
             PQclear(res);
             continue;
         }
         if (!res)
             return apply_classify(err);
-        if (i == 1 && apply_raised(res))
+        sqlstate = apply_sqlstate(res);
+        if (strcmp(sqlstate, HISTORY_SQLSTATE_LOCK_BUSY) == 0) {
             outcome = APPLY_LOCK_BUSY;
-        else if (s)
-            outcome = apply_step_error(s, res, s->nstatements, err);
-        else {
+        } else if (s && strcmp(sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
+            apply_log_by_other(s);
+            outcome = APPLY_RESUME;
+        } else if (s) {
+            outcome = apply_step_error(ctx, s, res, s->nstatements, err);
+        } else {
             conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
             outcome = apply_classify(err);
         }
@@ -281,10 +343,11 @@ static apply_outcome apply_read_locked(apply_ctx *ctx, const step *s, pgstep_err
 
 static apply_outcome apply_read_bootstrap(apply_ctx *ctx, pgstep_error *err)
 {
-    apply_outcome outcome = apply_read_locked(ctx, NULL, err);
+    apply_outcome outcome = apply_read_begin(ctx, NULL, err);
     PGresult *res;
 
-    for (int i = 0; i < 4 && outcome == APPLY_DONE; i++) {
+    /* The objects, then COMMIT. */
+    for (int i = 0; i <= HISTORY_CREATE_COUNT && outcome == APPLY_DONE; i++) {
         if (!apply_next_ok(ctx, &res, err)) {
             if (res) {
                 conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
@@ -307,46 +370,23 @@ static void apply_log_applied(const step *s, const char *duration)
     log_event(LOG_INFO, fields, 2, "applied %s", s->file_name);
 }
 
-static void apply_log_by_other(const step *s)
-{
-    log_field fields[] = {LOG_STR("step", s->file_name)};
-
-    log_event(LOG_INFO, fields, 1, "%s was applied by another runner meanwhile", s->file_name);
-}
-
-/* Reads one step's results: BEGIN, lock, re-check, statements, history row, COMMIT. */
+/* Reads one step's results: BEGIN, step_begin, statements, step_end, COMMIT. */
 static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, pgstep_error *err)
 {
     const step *s = item->step;
-    apply_outcome outcome = apply_read_locked(ctx, s, err);
+    apply_outcome outcome = apply_read_begin(ctx, s, err);
     PGresult *res;
 
-    if (outcome != APPLY_DONE)
-        return outcome;
-    if (!apply_next_ok(ctx, &res, err)) { /* re-check */
-        if (!res)
-            return apply_classify(err);
-        if (apply_raised(res))
-            outcome = APPLY_RESUME;
-        else
-            outcome = apply_step_error(s, res, s->nstatements, err);
-        PQclear(res);
-        if (outcome == APPLY_RESUME)
-            apply_log_by_other(s);
-        return outcome;
-    }
-    PQclear(res);
-    for (size_t i = 0; i <= s->nstatements + 1; i++) { /* statements, INSERT, COMMIT */
+    for (size_t i = 0; outcome == APPLY_DONE && i <= s->nstatements + 1; i++) {
         if (!apply_next_ok(ctx, &res, err))
-            outcome = res ? apply_step_error(s, res, i, err) : apply_classify(err);
+            outcome = res ? apply_step_error(ctx, s, res, i, err) : apply_classify(err);
         else if (i == s->nstatements)
             apply_log_applied(s, PQgetvalue(res, 0, 0));
         PQclear(res);
-        if (outcome != APPLY_DONE)
-            return outcome;
     }
-    ctx->stats->applied++;
-    return APPLY_DONE;
+    if (outcome == APPLY_DONE)
+        ctx->stats->applied++;
+    return outcome;
 }
 
 static bool apply_interrupted(const pgstep_error *err)
@@ -354,58 +394,57 @@ static bool apply_interrupted(const pgstep_error *err)
     return err->exit_code == PGSTEP_EXIT_INTERRUPT || err->exit_code == PGSTEP_EXIT_TERMINATED;
 }
 
-/* Consumes results up to the sync point, leaves pipeline mode and rolls back a transaction the
- * failure left open. A problem here matters only if nothing failed before. */
-static apply_outcome apply_finish_pipeline(apply_ctx *ctx, apply_outcome outcome, pgstep_error *err)
+/* Consumes the rest of the batch's results and rolls back a transaction a failure left open. A
+ * problem here matters only if nothing failed before. */
+static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, pgstep_error *err)
 {
     pgstep_error later;
-    bool ok = true;
+    PGresult *res;
 
     if (apply_interrupted(err) || conn_is_broken(*ctx->c))
         return outcome; /* the connection is closed later, which rolls back */
     error_clear(&later);
-    for (;;) {
-        PGresult *res = conn_pipeline_next(*ctx->c, &later);
-        bool sync = res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-
+    while ((res = conn_batch_next(*ctx->c, &later)))
         PQclear(res);
-        if (!res)
-            ok = false;
-        if (!res || sync)
-            break;
-    }
-    ok = ok && conn_pipeline_exit(*ctx->c, &later) && conn_end_transaction(*ctx->c, &later);
-    if (ok || outcome == APPLY_RETRY || outcome == APPLY_FAILED)
+    if (!error_is_set(&later))
+        conn_end_transaction(*ctx->c, &later);
+    if (!error_is_set(&later) || outcome == APPLY_RETRY || outcome == APPLY_FAILED)
         return outcome;
     *err = later;
     return apply_classify(err);
 }
 
-/* Sends items [from, to) (and the history table's creation first, if needed) as one pipeline
- * and reads the results. */
+/* Sends items [from, to) as one batch bounded in size (with the history's creation first, if
+ * needed) and reads the results; ctx->batch_end says how far the batch went. */
 static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgstep_error *err)
 {
     apply_outcome outcome = APPLY_DONE;
-    bool sent;
+    bool built;
+    size_t k;
 
+    batch_reset(ctx->batch);
     ctx->failed = from;
-    sent = conn_pipeline_enter(*ctx->c, err) &&
-           (!ctx->need_bootstrap || apply_send_bootstrap(ctx, err));
-    for (size_t k = from; sent && k < to; k++)
-        sent = apply_send_step(ctx, ctx->items[k], err);
-    sent = sent && conn_pipeline_sync(*ctx->c, err) && conn_pipeline_flush(*ctx->c, err);
-    if (!sent)
+    built = !ctx->need_bootstrap || apply_batch_bootstrap(ctx);
+    for (k = from;
+         built && k < to && (k == from || batch_bytes(ctx->batch) < APPLY_BATCH_MAX_BYTES); k++)
+        built = apply_batch_step(ctx, k);
+    if (!built) {
+        error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+        return APPLY_FAILED;
+    }
+    ctx->batch_end = k;
+    if (!conn_batch_send(*ctx->c, batch_text(ctx->batch), err))
         return apply_classify(err);
     if (ctx->need_bootstrap)
         outcome = apply_read_bootstrap(ctx, err);
-    for (size_t k = from; outcome == APPLY_DONE && k < to; k++) {
+    for (k = from; outcome == APPLY_DONE && k < ctx->batch_end; k++) {
         ctx->failed = k;
         outcome = apply_read_step(ctx, ctx->items[k], err);
     }
-    return apply_finish_pipeline(ctx, outcome, err);
+    return apply_finish_batch(ctx, outcome, err);
 }
 
-/* Runs one statement outside the pipeline; on error fills err and says what to do. */
+/* Runs one statement on its own; on error fills err and says what to do. */
 static apply_outcome apply_exec(apply_ctx *ctx, const step *s, size_t stmt, const char *sql,
                                 int nparams, const char *const *params, PGresult **out,
                                 pgstep_error *err)
@@ -423,10 +462,10 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
 {
     const step *s = item->step;
     const char *params[2];
-    const char *insert[9];
+    const char *end[9];
     char version[24];
     char duration[24];
-    int n = apply_recheck_params(item, version, params);
+    int n = apply_needs_params(item, version, params);
     const char *needs = s->kind == STEP_VERSIONED ? ctx->sql->needs_v : ctx->sql->needs_r;
     int64_t start = backoff_now_ms();
     apply_outcome outcome;
@@ -454,8 +493,8 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
     if (outcome != APPLY_DONE)
         return outcome;
     snprintf(duration, sizeof(duration), "%lld", (long long)(backoff_now_ms() - start));
-    apply_insert_params(ctx, item, duration, version, insert);
-    outcome = apply_exec(ctx, s, s->nstatements, ctx->sql->insert, 9, insert, &res, err);
+    apply_end_params(ctx, item, duration, version, end);
+    outcome = apply_exec(ctx, s, s->nstatements, ctx->sql->step_end, 9, end, &res, err);
     PQclear(res);
     if (outcome == APPLY_DONE) {
         apply_log_applied(s, duration);
@@ -609,7 +648,7 @@ static size_t apply_segment_end(const apply_ctx *ctx, size_t pos)
 }
 
 bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, const plan *p,
-                bool table_exists, apply_stats *stats, pgstep_error *err)
+                bool installed, apply_stats *stats, pgstep_error *err)
 {
     apply_ctx ctx;
     size_t pos = 0;
@@ -621,17 +660,20 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
     bool ok = true;
 
     apply_ctx_init(&ctx, c, cfg, sql, stats);
-    ctx.need_bootstrap = !table_exists;
-    if (!apply_collect_work(p, &ctx))
+    ctx.need_bootstrap = !installed;
+    ctx.batch = batch_new();
+    if (!ctx.batch || !apply_collect_work(p, &ctx)) {
+        batch_free(ctx.batch);
         return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+    }
     apply_warn_out_of_order(p);
     while (ok && pos < ctx.nitems) {
         size_t end = apply_segment_end(&ctx, pos);
-        /* The history table is created in a pipeline of its own before a first no-transaction
+        /* The history table is created in a batch of its own before a first no-transaction
          * step. */
-        bool pipelined = end > pos || ctx.need_bootstrap;
+        bool batched = end > pos || ctx.need_bootstrap;
         apply_outcome outcome =
-            pipelined ? apply_segment(&ctx, pos, end, err) : apply_no_transaction(&ctx, pos, err);
+            batched ? apply_segment(&ctx, pos, end, err) : apply_no_transaction(&ctx, pos, err);
 
         /* Retries and lock waits are budgeted per step: a new step starts afresh. */
         if (outcome != APPLY_DONE && ctx.failed != stuck_at) {
@@ -641,7 +683,7 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
         }
         switch (outcome) {
         case APPLY_DONE:
-            pos = pipelined ? end : pos + 1;
+            pos = batched ? ctx.batch_end : pos + 1;
             break;
         case APPLY_RESUME:
             stats->applied_by_other++;
@@ -661,5 +703,6 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
         }
     }
     free(ctx.items);
+    batch_free(ctx.batch);
     return ok;
 }

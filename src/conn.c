@@ -465,6 +465,25 @@ PGresult *conn_pipeline_next(conn *c, pgstep_error *err)
     }
 }
 
+bool conn_batch_send(conn *c, const char *sql, pgstep_error *err)
+{
+    if (!PQsendQuery(c->pg, sql))
+        return conn_lost(c, err);
+    return true;
+}
+
+PGresult *conn_batch_next(conn *c, pgstep_error *err)
+{
+    PGresult *res;
+
+    if (!conn_wait_result(c, err))
+        return NULL;
+    res = PQgetResult(c->pg);
+    if (!res && conn_is_broken(c))
+        conn_lost(c, err);
+    return res;
+}
+
 bool conn_end_transaction(conn *c, pgstep_error *err)
 {
     PGTransactionStatusType status = PQtransactionStatus(c->pg);

@@ -1,5 +1,6 @@
-/* The history table: one row per application of a step. pgstep's own statements about it live
- * here, schema-qualified, so a step that changes search_path cannot redirect them. */
+/* The history table: one row per application of a step, and the two functions that lock,
+ * re-check and record each step. pgstep's own statements about it live here, schema-qualified,
+ * so a step that changes search_path cannot redirect them. */
 #include "pgstep/history.h"
 
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 struct history {
     bool table_exists;
+    bool installed;         /* table and functions of this version */
     history_entry *entries; /* sorted by kind, version, description */
     size_t count;
 };
@@ -40,97 +42,136 @@ static char *history_format(const char *fmt, ...)
     "(SELECT h.checksum FROM %1$s.history h WHERE h.kind = 'R' AND h.description = $1"             \
     " ORDER BY h.id DESC LIMIT 1)"
 
-/* A failing cast is how plain SQL raises an error with a message: the pipeline then skips every
- * later statement, which is exactly what a step found already applied needs. The backend pid
- * keeps the planner from evaluating the cast ahead of time. */
-#define HISTORY_RAISE(msg)                                                                         \
-    "('pgstep: ' || " msg " || ' (backend ' || pg_catalog.pg_backend_pid() || ')')::integer"
+/* The functions carry a version in their names: a pgstep whose bookkeeping changes bumps it,
+ * and creates its own next to the old ones. */
+#define HISTORY_BEGIN_SIGNATURE "step_begin_1(bigint, text, bigint, text, text, text, text)"
+#define HISTORY_END_SIGNATURE   "step_end_1(text, bigint, text, text, text, bigint, text, text, text)"
+
+static const char history_create_table[] =
+    "CREATE TABLE IF NOT EXISTS %1$s.history ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " kind text NOT NULL CHECK (kind IN ('V', 'R')),"
+    " version bigint CHECK ((kind = 'V') = (version IS NOT NULL)),"
+    " description text NOT NULL,"
+    " file_name text NOT NULL,"
+    " checksum text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),"
+    " duration_ms bigint NOT NULL,"
+    " applied_by name NOT NULL DEFAULT session_user,"
+    " run_id text NOT NULL,"
+    " pgstep_version text NOT NULL,"
+    " client_host text)";
+
+/* The lock is only ever tried: a transaction must not wait for it (see apply.c). The re-check
+ * is a statement of its own, after the lock, so its snapshot sees whatever the runner that held
+ * the lock committed. The timeouts apply to the step's statements, which follow. */
+static const char history_create_begin[] =
+    "CREATE OR REPLACE FUNCTION %1$s." HISTORY_BEGIN_SIGNATURE
+    " RETURNS void LANGUAGE plpgsql VOLATILE AS $pgstep$\n"
+    "BEGIN\n"
+    "    IF NOT pg_catalog.pg_try_advisory_xact_lock($1) THEN\n"
+    "        RAISE EXCEPTION 'pgstep: advisory lock %% is held by another runner', $1\n"
+    "            USING ERRCODE = '" HISTORY_SQLSTATE_LOCK_BUSY "';\n"
+    "    END IF;\n"
+    "    IF $2 = 'V' THEN\n"
+    "        IF EXISTS (SELECT FROM %1$s.history h WHERE h.kind = 'V' AND h.version = $3) THEN\n"
+    "            RAISE EXCEPTION 'pgstep: version %% was applied by another runner', $3\n"
+    "                USING ERRCODE = '" HISTORY_SQLSTATE_APPLIED "';\n"
+    "        END IF;\n"
+    "    ELSIF (SELECT h.checksum FROM %1$s.history h WHERE h.kind = 'R' AND h.description = $4\n"
+    "           ORDER BY h.id DESC LIMIT 1) IS NOT DISTINCT FROM $5 THEN\n"
+    "        RAISE EXCEPTION 'pgstep: %% was applied by another runner', $4\n"
+    "            USING ERRCODE = '" HISTORY_SQLSTATE_APPLIED "';\n"
+    "    END IF;\n"
+    "    PERFORM pg_catalog.set_config('statement_timeout', $6, true),\n"
+    "            pg_catalog.set_config('lock_timeout', $7, true),\n"
+    "            pg_catalog.set_config('pgstep.step_started',\n"
+    "                                  pg_catalog.clock_timestamp()::text, true);\n"
+    "END\n"
+    "$pgstep$";
+
+static const char history_create_end[] =
+    "CREATE OR REPLACE FUNCTION %1$s." HISTORY_END_SIGNATURE
+    " RETURNS bigint LANGUAGE plpgsql VOLATILE AS $pgstep$\n"
+    "DECLARE\n"
+    "    duration bigint := COALESCE($6, (EXTRACT(epoch FROM\n"
+    "        pg_catalog.clock_timestamp() -\n"
+    "        pg_catalog.current_setting('pgstep.step_started')::timestamptz) * 1000)::bigint);\n"
+    "BEGIN\n"
+    "    INSERT INTO %1$s.history (kind, version, description, file_name, checksum,\n"
+    "                              duration_ms, run_id, pgstep_version, client_host)\n"
+    "    VALUES ($1, $2, $3, $4, $5, duration, $7, $8, $9);\n"
+    "    RETURN duration;\n"
+    "END\n"
+    "$pgstep$";
 
 bool history_sql_build(const char *schema, history_sql *out)
 {
     char *s = lexer_quote_identifier(schema);
-    char *qualified = s ? history_format("%s.history", s) : NULL;
-    char *regclass = qualified ? lexer_quote_literal(qualified) : NULL;
+    char *table = s ? history_format("%s.history", s) : NULL;
+    char *begin = s ? history_format("%s." HISTORY_BEGIN_SIGNATURE, s) : NULL;
+    char *end = s ? history_format("%s." HISTORY_END_SIGNATURE, s) : NULL;
+    char *table_lit = table ? lexer_quote_literal(table) : NULL;
+    char *begin_lit = begin ? lexer_quote_literal(begin) : NULL;
+    char *end_lit = end ? lexer_quote_literal(end) : NULL;
+    bool ok = table_lit && begin_lit && end_lit;
 
     memset(out, 0, sizeof(*out));
-    if (!regclass) {
-        free(s);
-        free(qualified);
-        return false;
+    if (ok) {
+        out->create[0] = history_format("CREATE SCHEMA IF NOT EXISTS %s", s);
+        out->create[1] = history_format(history_create_table, s);
+        out->create[2] = history_format("CREATE UNIQUE INDEX IF NOT EXISTS history_version_key"
+                                        " ON %s.history (version) WHERE kind = 'V'",
+                                        s);
+        out->create[3] = history_format(history_create_begin, s);
+        out->create[4] = history_format(history_create_end, s);
+        out->exists = history_format("SELECT pg_catalog.to_regclass(%s) IS NOT NULL,"
+                                     " pg_catalog.to_regprocedure(%s) IS NOT NULL"
+                                     " AND pg_catalog.to_regprocedure(%s) IS NOT NULL",
+                                     table_lit, begin_lit, end_lit);
+        out->select = history_format(
+            "SELECT DISTINCT ON (kind, version, description) kind, version, description,"
+            " file_name, checksum, pg_catalog.to_char(applied_at AT TIME ZONE 'UTC',"
+            " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            " FROM %1$s.history"
+            " ORDER BY kind, version, description, id DESC",
+            s);
+        out->begin_fn = history_format("%s.step_begin_1", s);
+        out->end_fn = history_format("%s.step_end_1", s);
+        out->step_end =
+            history_format("SELECT %s.step_end_1($1, $2, $3, $4, $5, $6, $7, $8, $9)", s);
+        out->needs_v = history_format("SELECT NOT EXISTS (SELECT FROM %1$s.history h"
+                                      " WHERE h.kind = 'V' AND h.version = $1::bigint)",
+                                      s);
+        out->needs_r = history_format("SELECT " HISTORY_LATEST_R " IS DISTINCT FROM $2::text", s);
     }
-    out->create[0] = history_format("CREATE SCHEMA IF NOT EXISTS %s", s);
-    out->create[1] =
-        history_format("CREATE TABLE IF NOT EXISTS %s.history ("
-                       " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                       " kind text NOT NULL CHECK (kind IN ('V', 'R')),"
-                       " version bigint CHECK ((kind = 'V') = (version IS NOT NULL)),"
-                       " description text NOT NULL,"
-                       " file_name text NOT NULL,"
-                       " checksum text NOT NULL,"
-                       " applied_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),"
-                       " duration_ms bigint NOT NULL,"
-                       " applied_by name NOT NULL DEFAULT session_user,"
-                       " run_id text NOT NULL,"
-                       " pgstep_version text NOT NULL,"
-                       " client_host text)",
-                       s);
-    out->create[2] = history_format("CREATE UNIQUE INDEX IF NOT EXISTS history_version_key"
-                                    " ON %s.history (version) WHERE kind = 'V'",
-                                    s);
-    out->exists = history_format("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", regclass);
-    out->select = history_format(
-        "SELECT DISTINCT ON (kind, version, description) kind, version, description, file_name,"
-        " checksum, pg_catalog.to_char(applied_at AT TIME ZONE 'UTC',"
-        " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-        " FROM %1$s.history"
-        " ORDER BY kind, version, description, id DESC",
-        s);
-    out->needs_v = history_format("SELECT NOT EXISTS (SELECT FROM %1$s.history h"
-                                  " WHERE h.kind = 'V' AND h.version = $1::bigint)",
-                                  s);
-    out->needs_r = history_format("SELECT " HISTORY_LATEST_R " IS DISTINCT FROM $2::text", s);
-    out->recheck_v =
-        history_format("SELECT CASE WHEN EXISTS (SELECT FROM %1$s.history h"
-                       " WHERE h.kind = 'V' AND h.version = $1::bigint)"
-                       " THEN " HISTORY_RAISE(
-                           "'version ' || $1::bigint || ' was applied by another runner'") " END",
-                       s);
-    out->recheck_r =
-        history_format("SELECT CASE WHEN " HISTORY_LATEST_R " IS NOT DISTINCT FROM $2::text"
-                       " THEN " HISTORY_RAISE("$1 || ' was applied by another runner'") " END",
-                       s);
-    /* duration_ms: given by the client ($6) for steps run outside a transaction, else measured
-     * on the server from the moment the step's transaction took its lock. */
-    out->insert = history_format(
-        "INSERT INTO %s.history (kind, version, description, file_name, checksum, duration_ms,"
-        " run_id, pgstep_version, client_host)"
-        " VALUES ($1, $2::bigint, $3, $4, $5, COALESCE($6::bigint, (EXTRACT(epoch FROM"
-        " pg_catalog.clock_timestamp() -"
-        " pg_catalog.current_setting('pgstep.step_started')::timestamptz) * 1000)::bigint),"
-        " $7, $8, $9) RETURNING duration_ms",
-        s);
     free(s);
-    free(qualified);
-    free(regclass);
-    if (!out->create[0] || !out->create[1] || !out->create[2] || !out->exists || !out->select ||
-        !out->needs_v || !out->needs_r || !out->recheck_v || !out->recheck_r || !out->insert) {
+    free(table);
+    free(begin);
+    free(end);
+    free(table_lit);
+    free(begin_lit);
+    free(end_lit);
+    for (int i = 0; ok && i < HISTORY_CREATE_COUNT; i++)
+        ok = out->create[i] != NULL;
+    ok = ok && out->exists && out->select && out->begin_fn && out->end_fn && out->step_end &&
+         out->needs_v && out->needs_r;
+    if (!ok)
         history_sql_free(out);
-        return false;
-    }
-    return true;
+    return ok;
 }
 
 void history_sql_free(history_sql *sql)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < HISTORY_CREATE_COUNT; i++)
         free(sql->create[i]);
     free(sql->exists);
     free(sql->select);
+    free(sql->begin_fn);
+    free(sql->end_fn);
+    free(sql->step_end);
     free(sql->needs_v);
     free(sql->needs_r);
-    free(sql->recheck_v);
-    free(sql->recheck_r);
-    free(sql->insert);
     memset(sql, 0, sizeof(*sql));
 }
 
@@ -273,6 +314,7 @@ static bool history_collect(conn *c, const stepset *set, history *h, char **fact
         if (res && !ok)
             conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
         h->table_exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        h->installed = h->table_exists && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
         PQclear(res);
     }
     if (ok) {
@@ -348,9 +390,9 @@ void history_facts_free(char **facts, size_t n)
     free(facts);
 }
 
-bool history_table_exists(const history *h)
+bool history_installed(const history *h)
 {
-    return h->table_exists;
+    return h->installed;
 }
 
 size_t history_count(const history *h)

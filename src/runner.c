@@ -117,7 +117,7 @@ int runner_apply(const pgstep_config *cfg, bool dry_run, bool allow_drift, repor
         return PGSTEP_EXIT_OK;
     }
     if (plan_work(r.p) > 0 &&
-        !apply_plan(&r.c, cfg, &r.sql, r.p, history_table_exists(r.h), &stats, err))
+        !apply_plan(&r.c, cfg, &r.sql, r.p, history_installed(r.h), &stats, err))
         return runner_fail(&r, err);
     skipped = plan_count_state(r.p, PLAN_APPLIED) + stats.applied_by_other;
     {

@@ -20,12 +20,12 @@ typedef struct apply_stats {
 } apply_stats;
 
 /* Runs every pending and rerun item of p. *c may be replaced when the connection is lost and
- * re-established. table_exists tells whether the history table must be created first. Errors:
+ * re-established. installed tells whether the history table and functions exist already. Errors:
  * PGSTEP_EXIT_STEP_FAILED for a step's SQL error (file, line and SQLSTATE in err),
  * PGSTEP_EXIT_TEMPFAIL when the lock was not obtained within lock.timeout or transient errors
  * outlasted apply.retries, 130/143 when interrupted. */
 bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, const plan *p,
-                bool table_exists, apply_stats *stats, pgstep_error *err);
+                bool installed, apply_stats *stats, pgstep_error *err);
 
 /* The 64-bit advisory lock key derived from lock.name, as decimal text. */
 void apply_lock_key(const char *name, char out[24]);

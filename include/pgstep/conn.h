@@ -61,6 +61,14 @@ bool conn_pipeline_flush(conn *c, pgstep_error *err);
  * NULL with err set if the connection broke or a signal arrived. */
 PGresult *conn_pipeline_next(conn *c, pgstep_error *err);
 
+/* Sends several statements as one simple Query message: the server runs them in order, each
+ * explicit transaction in it committing on its own, and skips everything after an error. */
+bool conn_batch_send(conn *c, const char *sql, pgstep_error *err);
+
+/* The next statement's result of a batch; NULL once all have been read (err untouched), or
+ * NULL with err set if the connection broke or a signal arrived (the batch is cancelled). */
+PGresult *conn_batch_next(conn *c, pgstep_error *err);
+
 /* Rolls back a transaction left open or failed by a pipeline; true if there was none. */
 bool conn_end_transaction(conn *c, pgstep_error *err);
 

@@ -24,16 +24,29 @@ typedef struct history_entry {
 
 typedef struct history history;
 
+/* pgstep's server-side objects: schema, table, unique index, and two functions whose plans
+ * the server caches per session, so that the per-step bookkeeping costs little. */
+#define HISTORY_CREATE_COUNT 5
+
+/* SQLSTATEs raised by step_begin. */
+#define HISTORY_SQLSTATE_LOCK_BUSY "PGS01"
+#define HISTORY_SQLSTATE_APPLIED   "PGS02"
+
 /* The SQL pgstep sends about its history, built once for the configured schema. */
 typedef struct history_sql {
-    char *create[3]; /* schema, table and index, each idempotent */
-    char *select;    /* latest entry per step */
-    char *exists;    /* whether the table exists: no parameters */
-    char *recheck_v; /* $1 version: fails with a message when already applied */
-    char *recheck_r; /* $1 description, $2 checksum: same for repeatable steps */
-    char *needs_v;   /* $1 version: true when the step still has to run */
-    char *needs_r;   /* $1 description, $2 checksum */
-    char *insert;    /* $1..$8, see history.c; RETURNING duration_ms */
+    char *create[HISTORY_CREATE_COUNT]; /* each idempotent; run under the lock */
+    char *select;                       /* latest entry per step */
+    char *exists;   /* whether the table exists, and the functions of this version */
+    char *begin_fn; /* qualified name of step_begin(lock key, kind, version, description,
+                     * checksum, statement_timeout, lock_timeout): takes the transaction lock
+                     * or raises PGS01, re-checks the history or raises PGS02, sets the
+                     * timeouts */
+    char *end_fn;   /* qualified name of step_end(kind, version, description, file name,
+                     * checksum, duration_ms (NULL: measured since step_begin), run id,
+                     * pgstep version, client host): records the step, returns duration_ms */
+    char *step_end; /* SELECT end_fn($1, ..., $9) */
+    char *needs_v;  /* $1 version: true when the step still has to run */
+    char *needs_r;  /* $1 description, $2 checksum */
 } history_sql;
 
 bool history_sql_build(const char *schema, history_sql *out);
@@ -49,8 +62,8 @@ bool history_read(conn *c, const history_sql *sql, const stepset *set, history *
 void history_free(history *h);
 void history_facts_free(char **facts, size_t n);
 
-/* Whether the table existed when it was read. */
-bool history_table_exists(const history *h);
+/* Whether the table and the functions of this pgstep version existed when it was read. */
+bool history_installed(const history *h);
 
 size_t history_count(const history *h);
 const history_entry *history_get(const history *h, size_t i);

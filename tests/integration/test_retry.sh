@@ -105,7 +105,7 @@ killed=0
 for _ in $(seq 1 100); do
     killed=$(t_psql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                               WHERE application_name = 'pgstep' AND datname = '$db'
-                                AND state = 'active' AND query LIKE 'SELECT pg_sleep(3)%'")
+                                AND state = 'active' AND query LIKE '%SELECT pg_sleep(3)%'")
     [ "$killed" = 1 ] && break
     sleep 0.1
 done

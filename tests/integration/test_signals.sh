@@ -27,10 +27,15 @@ printf 'CREATE TABLE slow_marker (id int);\nSELECT pg_sleep(60);\n' >"$T_DIR/ste
 t_conf "$T_DIR/pgstep.conf" "$db"
 "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
 pid=$!
-for _ in $(seq 1 50); do
-    [ "$(t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'")" = 1 ] && break
+running() {
+    t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
+                  AND application_name = 'pgstep' AND wait_event = 'PgSleep'"
+}
+for _ in $(seq 1 100); do
+    [ "$(running)" = 1 ] && break
     sleep 0.1
 done
+[ "$(running)" = 1 ] || t_fail "the step never ran"
 sent=$(t_now_ms)
 kill -TERM "$pid"
 rc=0
@@ -39,7 +44,7 @@ took=$(($(t_now_ms) - sent))
 [ "$rc" = 143 ] || t_fail "SIGTERM during a step: exit $rc, expected 143"
 [ "$took" -lt 2000 ] || t_fail "SIGTERM took ${took} ms to end the step"
 # The cancelled backend may linger a moment as it exits, but its query is no longer running.
-[ "$(t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'")" = 0 ] ||
+[ "$(running)" = 0 ] ||
     t_fail "the step's query is still running on the server"
 [ -z "$(t_psql "$db" "SELECT to_regclass('public.slow_marker')")" ] || t_fail "the step was not rolled back"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 0 ] || t_fail "the cancelled step was recorded"

@@ -16,13 +16,16 @@ t_stderr_has "exit_code=69"
 [ "$elapsed" -ge 1900 ] && [ "$elapsed" -lt 4000 ] || t_fail "deadline of 2 s took ${elapsed} ms"
 
 # A listener that accepts TCP connections and never answers.
-silent_port=$(pg_free_port)
+# The kernel picks its port (no race with other tests) and it is written to a file.
 python3 -c "
-import socket, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $silent_port)); s.listen(64); time.sleep(30)" &
+import socket, sys, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(64)
+open(sys.argv[1] + '.tmp', 'w').write(str(s.getsockname()[1]))
+__import__('os').rename(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(30)" "$T_DIR/silent.port" &
 listener=$!
 t_on_exit "kill $listener 2>/dev/null"
+for _ in $(seq 1 100); do [ -s "$T_DIR/silent.port" ] && break; sleep 0.1; done
+silent_port=$(cat "$T_DIR/silent.port")
 t_wait_listening "$silent_port"
 cat >"$T_DIR/silent.conf" <<CONF
 connection: { conninfo = "$(t_dsn postgres "$silent_port")"; connect_timeout = 1; };
