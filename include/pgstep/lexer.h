@@ -37,8 +37,8 @@ bool lexer_split(const char *sql, size_t len, lexer_statement **out, size_t *cou
 bool lexer_substitute(const char *sql, size_t len, const vars *v, char **out, size_t *outlen,
                       lexer_error *err);
 
-/* Appends value to buf quoted as an SQL literal ('...' or E'...'), the way PQescapeLiteral
- * does, with newlines escaped; returns a malloc'ed string. */
+/* Returns value quoted as an SQL literal ('...' or E'...'), the way PQescapeLiteral does, with
+ * newlines escaped; malloc'ed. */
 char *lexer_quote_literal(const char *value);
 
 /* Returns value quoted as an SQL identifier ("..." with doubled quotes), malloc'ed. */
