@@ -206,6 +206,22 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
     return cli_check_flags(opts, err);
 }
 
+void cli_scrub_argv(cli_options *opts)
+{
+    /* opts->dsn points into argv; the configuration has its own copy by now. */
+    char *dsn = opts->dsn;
+    const char *scheme;
+    const char *at;
+
+    if (!dsn)
+        return;
+    scheme = strstr(dsn, "://");
+    at = scheme ? strchr(scheme + 3, '@') : NULL;
+    if (strstr(dsn, "password") ||
+        (at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL))
+        memset(dsn, '*', strlen(dsn));
+}
+
 void cli_options_free(cli_options *opts)
 {
     vars_free(opts->vars);

@@ -77,6 +77,7 @@ int main(int argc, char **argv)
         cli_options_free(&opts);
         return err.exit_code;
     }
+    cli_scrub_argv(&opts);
     log_configure(cfg->log_format, cfg->log_level);
     code = run_command(&opts, cfg, &rep, &err);
     if (code != PGSTEP_EXIT_OK) {

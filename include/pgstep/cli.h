@@ -28,7 +28,7 @@ typedef struct cli_options {
     cli_command command;
     const char *config_path;
     const char *steps_dir;
-    const char *dsn;
+    char *dsn; /* non-const: cli_scrub_argv overwrites it in argv */
     const char *log_format;
     cli_verbosity verbosity;
     vars *vars;       /* -v/--set name=value, owned */
@@ -39,6 +39,10 @@ typedef struct cli_options {
 
 /* Parses argv into opts. Usage errors set err with PGSTEP_EXIT_USAGE. */
 bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err);
+
+/* Overwrites a --dsn argument that carries a password in argv itself, so that it no longer
+ * shows in the process's command line (ps, /proc). Call once the configuration holds a copy. */
+void cli_scrub_argv(cli_options *opts);
 
 /* Frees what cli_parse allocated. */
 void cli_options_free(cli_options *opts);

@@ -26,6 +26,17 @@ t_stderr_lacks "$secret"
 t_run 69 --log-format json --dsn "postgresql://postgres:$secret@127.0.0.1:$port/postgres" -c "$T_DIR/pgstep.conf" wait
 t_stderr_lacks "$secret"
 
+# A password given with --dsn disappears from the process's command line.
+"$PGSTEP_BIN" --dsn "host=127.0.0.1 port=$port user=postgres password=$secret" -c "$T_DIR/pgstep.conf" wait \
+    >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+tr '\0' ' ' <"/proc/$pid/cmdline" >"$T_DIR/cmdline"
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+grep -q -- "--dsn" "$T_DIR/cmdline" || t_fail "could not read the command line"
+! grep -q -- "$secret" "$T_DIR/cmdline" || t_fail "the password shows in the process's command line"
+
 # Server errors come with sqlstate, file and line fields.
 db=$(t_db json)
 mkdir "$T_DIR/steps"
