@@ -28,8 +28,8 @@ t_conf "$T_DIR/pgstep.conf" "$db"
 "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
 pid=$!
 running() {
-    t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
-                  AND application_name = 'pgstep' AND wait_event = 'PgSleep'"
+    t_psql "$db" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                  AND state = 'active' AND application_name = 'pgstep' AND wait_event = 'PgSleep'"
 }
 for _ in $(seq 1 100); do
     [ "$(running)" = 1 ] && break
