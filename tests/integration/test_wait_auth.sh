@@ -22,7 +22,7 @@ tries=$(grep -c "password authentication failed" "$T_DIR/stderr" || true)
 [ "$tries" -ge 3 ] || t_fail "authentication failure was not retried ($tries attempts)"
 t_stderr_has 'error: .*password authentication failed for user "wait_auth_app"'
 t_stderr_has "rejecting the connection for 2 s"
-[ "$elapsed" -lt 5000 ] || t_fail "grace of 2 s took ${elapsed} ms"
+[ "$elapsed" -lt "$(t_ms 5000)" ] || t_fail "grace of 2 s took ${elapsed} ms"
 t_stderr_lacks "new-password"
 
 # The password is set while pgstep retries within its grace period.

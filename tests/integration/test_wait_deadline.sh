@@ -13,7 +13,7 @@ t_run 69 -c "$T_DIR/refused.conf" wait
 elapsed=$(($(t_now_ms) - start))
 t_stderr_has "primary not ready after 2 s: .*Connection refused"
 t_stderr_has "exit_code=69"
-[ "$elapsed" -ge 1900 ] && [ "$elapsed" -lt 4000 ] || t_fail "deadline of 2 s took ${elapsed} ms"
+[ "$elapsed" -ge 1900 ] && [ "$elapsed" -lt "$(t_ms 4000)" ] || t_fail "deadline of 2 s took ${elapsed} ms"
 
 # A listener that accepts TCP connections and never answers.
 # The kernel picks its port (no race with other tests) and it is written to a file.
@@ -36,5 +36,5 @@ t_run 69 -c "$T_DIR/silent.conf" --verbose wait
 elapsed=$(($(t_now_ms) - start))
 attempts=$(grep -c "timed out after 1[0-9][0-9][0-9] ms" "$T_DIR/stderr" || true)
 [ "$attempts" -ge 2 ] || t_fail "expected several 1 s attempts within the 3 s deadline, saw $attempts"
-[ "$elapsed" -lt 5000 ] || t_fail "deadline of 3 s took ${elapsed} ms"
+[ "$elapsed" -lt "$(t_ms 5000)" ] || t_fail "deadline of 3 s took ${elapsed} ms"
 t_ok "refused: exit 69 after ${elapsed} ms; silent endpoint: $attempts bounded attempts"

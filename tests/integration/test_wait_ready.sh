@@ -8,5 +8,5 @@ start=$(t_now_ms)
 t_run 0 -c "$T_DIR/pgstep.conf" wait
 elapsed=$(($(t_now_ms) - start))
 t_stderr_has "primary is writable"
-[ "$elapsed" -lt 2000 ] || t_fail "wait against a ready primary took ${elapsed} ms"
+[ "$elapsed" -lt "$(t_ms 2000)" ] || t_fail "wait against a ready primary took ${elapsed} ms"
 t_ok "ready primary noticed in ${elapsed} ms"

@@ -129,8 +129,12 @@ t_ready_within() {
     wait "$T_BG_PID" || rc=$?
     T_NOTICED_MS=$(($(t_now_ms) - since))
     [ "$rc" = 0 ] || t_fail "wait exited $rc"
-    [ "$T_NOTICED_MS" -lt "$1" ] || t_fail "the writable primary was noticed only after ${T_NOTICED_MS} ms"
+    [ "$T_NOTICED_MS" -lt "$(t_ms "$1")" ] || t_fail "the writable primary was noticed only after ${T_NOTICED_MS} ms"
 }
+
+# t_ms LIMIT: a time limit in milliseconds, stretched by PGSTEP_TEST_SLOWDOWN in builds whose
+# instrumentation makes everything slower (the sanitizer build sets 3).
+t_ms() { echo $(($1 * ${PGSTEP_TEST_SLOWDOWN:-1})); }
 
 # t_now_ms: milliseconds since the epoch.
 t_now_ms() { date +%s%3N; }
