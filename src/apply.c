@@ -31,6 +31,9 @@
 /* Labels of pgstep's own statements in a batch. */
 #define APPLY_OWN SIZE_MAX
 
+/* The re-check in step_begin must see what other runners committed before it took the lock:
+ * under REPEATABLE READ (a database's default may say so) its snapshot would be older. */
+static const char apply_begin_sql[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
 static const char apply_session_lock_sql[] = "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)";
 static const char apply_session_unlock_sql[] = "SELECT pg_catalog.pg_advisory_unlock($1::bigint)";
 
@@ -149,9 +152,10 @@ static void apply_locate(const step *s, size_t stmt, pgstep_error *err)
                    stmt < s->nstatements ? apply_error_line(s, stmt, err->position) : 0);
 }
 
-/* A statement of a batch failed: a step's own (stmt < nstatements) or pgstep's around it. The
- * server's position, counted in the whole batch, names the statement best: a syntax error
- * rejects the whole batch before anything runs, whatever its sequence. */
+/* A statement of a batch failed: a step's own (stmt < nstatements) or pgstep's around it (s is
+ * NULL for the history's creation). The server's position, counted in the whole batch, names
+ * the statement best: a syntax error rejects the whole batch before anything runs, so it comes
+ * back as the first result whatever step it is in. */
 static apply_outcome apply_step_error(apply_ctx *ctx, const step *s, const PGresult *res,
                                       size_t stmt, pgstep_error *err)
 {
@@ -166,7 +170,8 @@ static apply_outcome apply_step_error(apply_ctx *ctx, const step *s, const PGres
         stmt = at;
         err->position = relative;
     }
-    apply_locate(s, stmt, err);
+    if (s)
+        apply_locate(s, stmt, err);
     return apply_classify(err);
 }
 
@@ -262,7 +267,7 @@ static bool apply_batch_step(apply_ctx *ctx, size_t owner)
     begin[5] = ctx->statement_timeout;
     begin[6] = ctx->lock_timeout;
     apply_end_params(ctx, item, NULL, version, end);
-    if (!apply_batch_own(ctx, "BEGIN", owner) ||
+    if (!apply_batch_own(ctx, apply_begin_sql, owner) ||
         !apply_batch_call(ctx, ctx->sql->begin_fn, begin, 7, owner))
         return false;
     for (size_t i = 0; i < s->nstatements; i++) {
@@ -276,7 +281,7 @@ static bool apply_batch_step(apply_ctx *ctx, size_t owner)
 
 static bool apply_batch_bootstrap(apply_ctx *ctx)
 {
-    if (!apply_batch_own(ctx, "BEGIN", APPLY_OWN) ||
+    if (!apply_batch_own(ctx, apply_begin_sql, APPLY_OWN) ||
         !apply_batch_own(ctx, ctx->bootstrap_lock, APPLY_OWN))
         return false;
     for (int i = 0; i < HISTORY_CREATE_COUNT; i++) {
@@ -330,11 +335,8 @@ static apply_outcome apply_read_begin(apply_ctx *ctx, const step *s, pgstep_erro
         } else if (s && strcmp(sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
             apply_log_by_other(s);
             outcome = APPLY_RESUME;
-        } else if (s) {
-            outcome = apply_step_error(ctx, s, res, s->nstatements, err);
         } else {
-            conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
-            outcome = apply_classify(err);
+            outcome = apply_step_error(ctx, s, res, s ? s->nstatements : 0, err);
         }
         PQclear(res);
     }
@@ -377,16 +379,20 @@ static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, pgst
     apply_outcome outcome = apply_read_begin(ctx, s, err);
     PGresult *res;
 
+    char duration[24] = "0";
+
     for (size_t i = 0; outcome == APPLY_DONE && i <= s->nstatements + 1; i++) {
         if (!apply_next_ok(ctx, &res, err))
             outcome = res ? apply_step_error(ctx, s, res, i, err) : apply_classify(err);
         else if (i == s->nstatements)
-            apply_log_applied(s, PQgetvalue(res, 0, 0));
+            snprintf(duration, sizeof(duration), "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
     }
-    if (outcome == APPLY_DONE)
-        ctx->stats->applied++;
-    return outcome;
+    if (outcome != APPLY_DONE)
+        return outcome;
+    apply_log_applied(s, duration); /* only now: COMMIT has succeeded */
+    ctx->stats->applied++;
+    return APPLY_DONE;
 }
 
 static bool apply_interrupted(const pgstep_error *err)
@@ -546,7 +552,8 @@ static apply_outcome apply_no_transaction(apply_ctx *ctx, size_t k, pgstep_error
     if (!locked)
         return APPLY_LOCK_BUSY;
     outcome = apply_no_transaction_body(ctx, item, err);
-    if (!conn_is_broken(*ctx->c))
+    /* After a signal the connection is closed, which releases the lock anyway. */
+    if (!conn_is_broken(*ctx->c) && !apply_interrupted(err))
         apply_session_unlock(ctx, item->step);
     return outcome;
 }

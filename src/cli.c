@@ -102,17 +102,24 @@ static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
     return true;
 }
 
+/* An argument fit for a message: one that could be a connection string (and so hold a
+ * password) is not repeated. */
+static const char *cli_shown(const char *arg)
+{
+    return strchr(arg, '=') || strstr(arg, "://") ? "(a connection string?)" : arg;
+}
+
 static bool cli_set_command(const char *word, cli_options *opts, pgstep_error *err)
 {
     if (opts->command != CLI_NONE)
-        return error_set(err, PGSTEP_EXIT_USAGE, "unexpected argument \"%s\"", word);
+        return error_set(err, PGSTEP_EXIT_USAGE, "unexpected argument \"%s\"", cli_shown(word));
     for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
         if (strcmp(word, cli_commands[i].name) == 0) {
             opts->command = cli_commands[i].command;
             return true;
         }
     }
-    error_set(err, PGSTEP_EXIT_USAGE, "unknown command \"%s\"", word);
+    error_set(err, PGSTEP_EXIT_USAGE, "unknown command \"%s\"", cli_shown(word));
     error_hint(err, "Commands are apply, status, wait and verify.");
     return false;
 }
@@ -193,7 +200,9 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
             return error_set(err, PGSTEP_EXIT_USAGE, "option \"%s\" requires an argument",
                              argv[optind - 1]);
         default:
-            error_set(err, PGSTEP_EXIT_USAGE, "unknown option \"%s\"", argv[optind - 1]);
+            /* Only the option's name: its value may be a password. */
+            error_set(err, PGSTEP_EXIT_USAGE, "unknown option \"%.*s\"",
+                      (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
             error_hint(err, "Try \"pgstep --help\" for more information.");
             return false;
         }

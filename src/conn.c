@@ -15,6 +15,8 @@
 
 /* Waits are sliced so that a signal is noticed within this many milliseconds. */
 #define CONN_POLL_SLICE_MS 100
+/* How long a cancelled query may take to end before pgstep closes the connection instead. */
+#define CONN_CANCEL_GRACE_MS 3000
 
 struct conn {
     PGconn *pg;
@@ -128,16 +130,16 @@ static bool conn_check_conninfo(const pgstep_config *cfg, pgstep_error *err)
     return false;
 }
 
-/* Waits until fd is ready for events or the deadline passes, in slices so signals are seen.
- * Returns 1 ready, 0 deadline, -1 interrupted. */
-static int conn_wait_socket(int fd, short events, int64_t deadline_ms)
+/* Waits until fd is ready for events or the deadline passes (0: none), in slices so signals are
+ * seen. Returns 1 ready, 0 deadline, -1 interrupted (only when interruptible). */
+static int conn_wait_socket_until(int fd, short events, int64_t deadline_ms, bool interruptible)
 {
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
         int64_t left = deadline_ms > 0 ? deadline_ms - backoff_now_ms() : CONN_POLL_SLICE_MS;
         int rc;
 
-        if (interrupt_pending())
+        if (interruptible && interrupt_pending())
             return -1;
         if (left <= 0)
             return 0;
@@ -149,13 +151,29 @@ static int conn_wait_socket(int fd, short events, int64_t deadline_ms)
     }
 }
 
-static conn_failure conn_classify(PGconn *pg, const conn_params *p)
+static int conn_wait_socket(int fd, short events, int64_t deadline_ms)
 {
+    return conn_wait_socket_until(fd, events, deadline_ms, true);
+}
+
+static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
+                                  int64_t attempt_end)
+{
+    int64_t left_s = (attempt_end - backoff_now_ms()) / 1000;
+    conn_params ping;
+
     if (PQconnectionUsedPassword(pg) || PQconnectionNeedsPassword(pg))
         return CONN_FAIL_AUTH;
+    if (interrupt_pending())
+        return CONN_FAIL_INTERRUPTED;
     /* The server's SQLSTATE is not exposed for failed connections; PQping tells whether it
-     * answered, and whether it answered "cannot connect now". */
-    switch (PQpingParams(p->keywords, p->values, 1)) {
+     * answered, and whether it answered "cannot connect now". It blocks, so it gets only what
+     * is left of this attempt's time. */
+    if (left_s < 1)
+        return CONN_FAIL_UNREACHABLE;
+    conn_params_build(&ping, cfg, password,
+                      left_s < cfg->connect_timeout ? (int)left_s : cfg->connect_timeout);
+    switch (PQpingParams(ping.keywords, ping.values, 1)) {
     case PQPING_REJECT:
         return CONN_FAIL_STARTING;
     case PQPING_OK:
@@ -226,7 +244,8 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     if (!pg)
         return conn_fail(NULL, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
     if (PQstatus(pg) == CONNECTION_BAD)
-        return conn_fail(pg, conn_classify(pg, &params), failure, err, "could not connect");
+        return conn_fail(pg, conn_classify(pg, cfg, password, attempt_end), failure, err,
+                         "could not connect");
     while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
         short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         int ready = conn_wait_socket(PQsocket(pg), events, attempt_end);
@@ -243,7 +262,8 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
         state = PQconnectPoll(pg);
     }
     if (state == PGRES_POLLING_FAILED)
-        return conn_fail(pg, conn_classify(pg, &params), failure, err, "could not connect");
+        return conn_fail(pg, conn_classify(pg, cfg, password, attempt_end), failure, err,
+                         "could not connect");
     c = malloc(sizeof(*c));
     if (!c)
         return conn_fail(pg, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
@@ -294,17 +314,72 @@ static bool conn_lost(conn *c, pgstep_error *err)
  * cancelled first, so the server stops the work and rolls it back. */
 static bool conn_wait_result(conn *c, pgstep_error *err)
 {
-    bool cancelled = false;
+    int64_t give_up = 0; /* once cancelled: when to stop waiting for the server */
 
     for (;;) {
         if (!PQconsumeInput(c->pg))
             return conn_lost(c, err);
         if (!PQisBusy(c->pg))
-            return cancelled ? !interrupt_check(err) : true;
-        if (conn_wait_socket(PQsocket(c->pg), POLLIN, 0) < 0 && !cancelled) {
+            return give_up ? !interrupt_check(err) : true;
+        if (give_up) {
+            /* A server that does not answer must not keep pgstep from exiting. */
+            if (conn_wait_socket_until(PQsocket(c->pg), POLLIN, give_up, false) == 0)
+                return !interrupt_check(err);
+        } else if (conn_wait_socket(PQsocket(c->pg), POLLIN, 0) < 0) {
             conn_cancel(c);
-            cancelled = true;
+            give_up = backoff_now_ms() + CONN_CANCEL_GRACE_MS;
         }
+    }
+}
+
+/* COPY to or from the client has no place in a step: a COPY FROM STDIN is ended so that it
+ * fails, the rows of a COPY TO STDOUT are discarded, and the results move on. Without this,
+ * libpq would hand out the COPY state forever. */
+static bool conn_refuse_copy(conn *c, PGresult *res)
+{
+    ExecStatusType status = PQresultStatus(res);
+    char *buf;
+
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_BOTH)
+        return PQputCopyEnd(c->pg, "pgstep does not send COPY data") >= 0;
+    if (status != PGRES_COPY_OUT)
+        return true;
+    for (;;) {
+        int n = PQgetCopyData(c->pg, &buf, 1);
+
+        if (n > 0) {
+            PQfreemem(buf);
+        } else if (n == 0) {
+            if (conn_wait_socket_until(PQsocket(c->pg), POLLIN, 0, false) < 0 ||
+                !PQconsumeInput(c->pg))
+                return false;
+        } else {
+            return n == -1;
+        }
+    }
+}
+
+/* PQgetResult once the result is ready, past any COPY state. */
+static PGresult *conn_get_result(conn *c, pgstep_error *err)
+{
+    for (;;) {
+        PGresult *res;
+        ExecStatusType status;
+
+        if (!conn_wait_result(c, err))
+            return NULL;
+        res = PQgetResult(c->pg);
+        if (!res)
+            return NULL;
+        status = PQresultStatus(res);
+        if (status != PGRES_COPY_IN && status != PGRES_COPY_OUT && status != PGRES_COPY_BOTH)
+            return res;
+        if (!conn_refuse_copy(c, res)) {
+            PQclear(res);
+            conn_lost(c, err);
+            return NULL;
+        }
+        PQclear(res);
     }
 }
 
@@ -366,16 +441,13 @@ PGresult *conn_query(conn *c, const char *sql, int nparams, const char *const *p
         conn_lost(c, err);
         return NULL;
     }
-    for (;;) {
-        if (!conn_wait_result(c, err)) {
-            PQclear(last);
-            return NULL;
-        }
-        res = PQgetResult(c->pg);
-        if (!res)
-            break;
+    while ((res = conn_get_result(c, err))) {
         PQclear(last);
         last = res;
+    }
+    if (error_is_set(err)) {
+        PQclear(last);
+        return NULL;
     }
     if (!last || conn_is_broken(c)) {
         PQclear(last);
@@ -474,12 +546,9 @@ bool conn_batch_send(conn *c, const char *sql, pgstep_error *err)
 
 PGresult *conn_batch_next(conn *c, pgstep_error *err)
 {
-    PGresult *res;
+    PGresult *res = conn_get_result(c, err);
 
-    if (!conn_wait_result(c, err))
-        return NULL;
-    res = PQgetResult(c->pg);
-    if (!res && conn_is_broken(c))
+    if (!res && !error_is_set(err) && conn_is_broken(c))
         conn_lost(c, err);
     return res;
 }

@@ -30,8 +30,8 @@ typedef struct wait_state {
 } wait_state;
 
 /* Asks a connected server whether it is writable; fills reason when it is not. A lost
- * connection counts as not ready. */
-static bool primary_writable(conn *c, wait_state *w)
+ * connection counts as not ready; a signal sets err. */
+static bool primary_writable(conn *c, wait_state *w, pgstep_error *err)
 {
     pgstep_error qerr;
     PGresult *res;
@@ -40,6 +40,8 @@ static bool primary_writable(conn *c, wait_state *w)
     error_clear(&qerr);
     res = conn_query(c, primary_check_sql, 0, NULL, &qerr);
     if (!res) {
+        if (qerr.exit_code == PGSTEP_EXIT_INTERRUPT || qerr.exit_code == PGSTEP_EXIT_TERMINATED)
+            *err = qerr;
         snprintf(w->reason, sizeof(w->reason), "readiness check failed: %.900s", qerr.message);
         return false;
     }
@@ -112,7 +114,7 @@ static conn *primary_attempt(wait_state *w, const char *password, pgstep_error *
         return NULL;
     }
     w->auth_failed_since = -1;
-    if (primary_writable(c, w))
+    if (primary_writable(c, w, err))
         return c;
     conn_close(c);
     return NULL;

@@ -53,4 +53,20 @@ printf -- '-- pgstep: no-transaction\nCREATE TABLE IF NOT EXISTS nt (id int);\nS
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" apply
 t_stderr_has "applied 3 steps, skipped 1"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 4 ] || t_fail "completed run not recorded"
-t_ok "failed steps roll back, record nothing, stop later steps, name file and line"
+
+# A syntax error is found by the server before anything in the batch runs, on a first run too
+# (the history's creation is in the same batch): still named by file and line, nothing created.
+db2=$(t_db syntax)
+t_conf "$T_DIR/syntax.conf" "$db2"
+mkdir "$T_DIR/syntax"
+printf 'CREATE TABLE ok_one (id int);\n' >"$T_DIR/syntax/V1__ok.sql"
+printf 'SELECT 1;\n\nSELEC 2;\n' >"$T_DIR/syntax/V2__typo.sql"
+t_run 1 -c "$T_DIR/syntax.conf" -d "$T_DIR/syntax" apply
+t_stderr_has 'syntax error at or near "SELEC" file=V2__typo.sql line=3 sqlstate=42601'
+[ -z "$(t_psql "$db2" "SELECT to_regclass('ok_one')")" ] || t_fail "a step ran despite the syntax error"
+
+# COPY to or from the client is refused instead of hanging.
+printf 'CREATE TABLE c (id int);\nCOPY c FROM STDIN;\n' >"$T_DIR/syntax/V2__typo.sql"
+t_run 1 -c "$T_DIR/syntax.conf" -d "$T_DIR/syntax" apply
+t_stderr_has 'pgstep does not send COPY data.* file=V2__typo.sql'
+t_ok "syntax errors and COPY FROM STDIN reported with their file"

@@ -48,4 +48,25 @@ took=$(($(t_now_ms) - sent))
     t_fail "the step's query is still running on the server"
 [ -z "$(t_psql "$db" "SELECT to_regclass('public.slow_marker')")" ] || t_fail "the step was not rolled back"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 0 ] || t_fail "the cancelled step was recorded"
-t_ok "signals end wait and apply promptly; cancelled step rolled back in ${took} ms"
+
+# A server that does not answer the cancel (its backend stopped) does not keep pgstep alive.
+"$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+pid=$!
+for _ in $(seq 1 100); do
+    [ "$(running)" = 1 ] && break
+    sleep 0.1
+done
+backend=$(t_psql "$db" "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                        AND application_name = 'pgstep' AND wait_event = 'PgSleep'")
+[ -n "$backend" ] || t_fail "the step never ran (second time)"
+kill -STOP "$backend"
+t_on_exit "kill -CONT $backend 2>/dev/null"
+sent=$(t_now_ms)
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+stuck=$(($(t_now_ms) - sent))
+kill -CONT "$backend"
+[ "$rc" = 143 ] || t_fail "SIGTERM with a stopped backend: exit $rc, expected 143"
+[ "$stuck" -lt "$(t_ms 6000)" ] || t_fail "SIGTERM with a stopped backend took ${stuck} ms"
+t_ok "signals end wait and apply promptly; cancelled step rolled back in ${took} ms; ${stuck} ms with an unresponsive server"
