@@ -2,7 +2,8 @@
 # Side-by-side benchmark of pgstep against the psql binary on one throwaway server, with the
 # same 1,000 one-statement steps: the no-op path (everything applied) against psql's bare
 # "select 1", and a fresh apply against "psql -f" of the same statements. Peak RSS from
-# /usr/bin/time. Usage: bench/run.sh [STEPS] [RUNS]; PGSTEP_BENCH_DURABLE=1 flushes every commit.
+# /usr/bin/time. Usage: bench/run.sh [STEPS] [RUNS]; PGSTEP_BENCH_DURABLE=1 flushes every commit;
+# PGSTEP_BENCH_STATIC=build-static/pgstep adds the static binary (-DPGSTEP_STATIC=ON).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 steps=${1:-1000}
@@ -47,10 +48,16 @@ fresh_db() { sql "DROP DATABASE IF EXISTS $1 WITH (FORCE)" && sql "CREATE DATABA
 fresh_db noop
 "$pgstep" -c "$work/pgstep.conf" --dsn "host=127.0.0.1 port=$port user=postgres dbname=noop" --quiet apply
 
+static=()
+if [ -n "${PGSTEP_BENCH_STATIC:-}" ]; then
+    static=(-n "static pgstep apply (no-op)"
+        "$(realpath "$PGSTEP_BENCH_STATIC") -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply")
+fi
 echo "== no-op: $steps steps, all applied"
 hyperfine -N -w 3 -r "$runs" \
     -n "psql select 1" "$psql -X -q -h 127.0.0.1 -p $port -U postgres -d noop -c 'select 1'" \
-    -n "pgstep apply (no-op)" "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply"
+    -n "pgstep apply (no-op)" "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply" \
+    "${static[@]}"
 
 echo "== fresh apply: $steps steps on an empty database"
 export -f sql fresh_db
@@ -67,6 +74,11 @@ fresh_db fresh
     "$pgstep" -c "$work/pgstep.conf" --dsn "host=127.0.0.1 port=$port user=postgres dbname=fresh" --quiet apply
 /usr/bin/time -f "pgstep apply (no-op): %M KB max RSS, %e s" \
     "$pgstep" -c "$work/pgstep.conf" --dsn "host=127.0.0.1 port=$port user=postgres dbname=fresh" --quiet apply
+if [ -n "${PGSTEP_BENCH_STATIC:-}" ]; then
+    fresh_db fresh
+    /usr/bin/time -f "static pgstep apply (fresh): %M KB max RSS, %e s" \
+        "$PGSTEP_BENCH_STATIC" -c "$work/pgstep.conf" --dsn "host=127.0.0.1 port=$port user=postgres dbname=fresh" --quiet apply
+fi
 fresh_db fresh
 /usr/bin/time -f "psql -f: %M KB max RSS, %e s" \
     "$psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d fresh -f "$work/all.sql"
