@@ -1,6 +1,9 @@
 # Shared helpers for tests/container/*.sh (sourced, not run).
 # shellcheck shell=bash
 
+# Debian's python3 (with python3-yaml, from scripts/install-deps.sh), not another one on PATH.
+export PATH="/usr/bin:$PATH"
+
 container_tests_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 repo_root=$(cd "$container_tests_dir/../.." && pwd)
