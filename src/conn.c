@@ -1,5 +1,6 @@
 /* The only file that drives libpq's connection and query machinery: connect with a deadline,
- * classify failures, wait for results interruptibly, and run pipelines without deadlocks. */
+ * classify failures, wait for results interruptibly, run pipelines without deadlocks, and send
+ * multi-statement batches. */
 #include "pgstep/conn.h"
 
 #include <errno.h>

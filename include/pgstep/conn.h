@@ -1,6 +1,7 @@
 /* Connections: interruptible connect with a per-attempt timeout, failure classification for the
- * wait loop, interruptible queries, and pipeline mode for applying many steps in few round trips.
- * Query results are libpq PGresults; every one handed out must be PQclear'ed by the caller. */
+ * wait loop, interruptible queries, pipeline mode (the history and its facts in one round trip)
+ * and multi-statement batches (many steps in one message). Query results are libpq PGresults;
+ * every one handed out must be PQclear'ed by the caller. */
 #ifndef PGSTEP_CONN_H
 #define PGSTEP_CONN_H
 
