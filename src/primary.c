@@ -61,7 +61,10 @@ static bool primary_retryable(conn_failure why, wait_state *w, const pgstep_erro
 {
     int64_t now = backoff_now_ms();
 
-    snprintf(w->reason, sizeof(w->reason), "%s", attempt->message);
+    /* An attempt that the overall deadline cut short says nothing new: keep the last reason. */
+    if (!(why == CONN_FAIL_TIMEOUT && w->reason[0] && w->deadline_ms > 0 &&
+          now >= w->deadline_ms))
+        snprintf(w->reason, sizeof(w->reason), "%s", attempt->message);
     switch (why) {
     case CONN_FAIL_INVALID:
     case CONN_FAIL_INTERRUPTED:
