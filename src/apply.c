@@ -180,19 +180,20 @@ static void apply_version_text(const step *s, char out[24])
     snprintf(out, 24, "%lld", s->version);
 }
 
-/* Parameters of history_sql.needs_*. */
-static int apply_needs_params(const plan_item *item, char version[24], const char *params[2])
+/* Parameters of step_begin. */
+static void apply_begin_params(const apply_ctx *ctx, const plan_item *item, char version[24],
+                               const char *params[7])
 {
     const step *s = item->step;
 
-    if (s->kind == STEP_VERSIONED) {
-        apply_version_text(s, version);
-        params[0] = version;
-        return 1;
-    }
-    params[0] = s->description;
-    params[1] = item->checksum;
-    return 2;
+    apply_version_text(s, version);
+    params[0] = ctx->lock_key;
+    params[1] = s->kind == STEP_VERSIONED ? "V" : "R";
+    params[2] = s->kind == STEP_VERSIONED ? version : NULL;
+    params[3] = s->description;
+    params[4] = item->checksum;
+    params[5] = ctx->statement_timeout;
+    params[6] = ctx->lock_timeout;
 }
 
 /* Parameters of history_sql.step_end; duration NULL lets the server measure it. */
@@ -258,14 +259,7 @@ static bool apply_batch_step(apply_ctx *ctx, size_t owner)
     const char *end[9];
     char version[24];
 
-    apply_version_text(s, version);
-    begin[0] = ctx->lock_key;
-    begin[1] = s->kind == STEP_VERSIONED ? "V" : "R";
-    begin[2] = s->kind == STEP_VERSIONED ? version : NULL;
-    begin[3] = s->description;
-    begin[4] = item->checksum;
-    begin[5] = ctx->statement_timeout;
-    begin[6] = ctx->lock_timeout;
+    apply_begin_params(ctx, item, version, begin);
     apply_end_params(ctx, item, NULL, version, end);
     if (!apply_batch_own(ctx, apply_begin_sql, owner) ||
         !apply_batch_call(ctx, ctx->sql->begin_fn, begin, 7, owner))
@@ -467,26 +461,27 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
                                                pgstep_error *err)
 {
     const step *s = item->step;
-    const char *params[2];
+    const char *begin[7];
     const char *end[9];
     char version[24];
     char duration[24];
-    int n = apply_needs_params(item, version, params);
-    const char *needs = s->kind == STEP_VERSIONED ? ctx->sql->needs_v : ctx->sql->needs_r;
     int64_t start = backoff_now_ms();
     apply_outcome outcome;
     PGresult *res;
-    bool pending;
 
-    outcome = apply_exec(ctx, s, s->nstatements, needs, n, params, &res, err);
-    if (outcome != APPLY_DONE)
-        return outcome;
-    pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    /* The same re-check as a transactional step's, on its own: the session lock this step
+     * holds makes step_begin's transaction lock a formality, and what it sets for the
+     * transaction ends with it, so the statements below run without pgstep's timeouts. */
+    apply_begin_params(ctx, item, version, begin);
+    outcome = apply_exec(ctx, s, s->nstatements, ctx->sql->step_begin, 7, begin, &res, err);
     PQclear(res);
-    if (!pending) {
+    if (outcome != APPLY_DONE && strcmp(err->sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
+        error_clear(err);
         apply_log_by_other(s);
         return APPLY_RESUME;
     }
+    if (outcome != APPLY_DONE)
+        return outcome;
     for (size_t i = 0; i < s->nstatements && outcome == APPLY_DONE; i++) {
         char *text = strndup(s->sql + s->statements[i].offset, s->statements[i].length);
 

@@ -7,6 +7,7 @@
 
 #include "pgstep/config.h"
 #include "pgstep/exitcode.h"
+#include "pgstep/secret.h"
 
 enum cli_long_only {
     OPT_DSN = 256,
@@ -218,17 +219,8 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
 void cli_scrub_argv(cli_options *opts)
 {
     /* opts->dsn points into argv; the configuration has its own copy by now. */
-    char *dsn = opts->dsn;
-    const char *scheme;
-    const char *at;
-
-    if (!dsn)
-        return;
-    scheme = strstr(dsn, "://");
-    at = scheme ? strchr(scheme + 3, '@') : NULL;
-    if (strstr(dsn, "password") ||
-        (at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL))
-        memset(dsn, '*', strlen(dsn));
+    if (opts->dsn && secret_in_conninfo(opts->dsn))
+        memset(opts->dsn, '*', strlen(opts->dsn));
 }
 
 void cli_options_free(cli_options *opts)

@@ -13,6 +13,7 @@
 #include "pgstep/exitcode.h"
 #include "pgstep/interrupt.h"
 #include "pgstep/log.h"
+#include "pgstep/secret.h"
 
 /* Waits are sliced so that a signal is noticed within this many milliseconds. */
 #define CONN_POLL_SLICE_MS 100
@@ -94,20 +95,6 @@ static void conn_redact_quoted(char *msg)
     memcpy(msg, out, n + 1);
 }
 
-/* Whether a connection string may carry a password that an error message could quote. */
-static bool conn_may_hold_password(const char *conninfo)
-{
-    const char *scheme = strstr(conninfo, "://");
-    const char *at;
-
-    if (strstr(conninfo, "password"))
-        return true;
-    if (!scheme)
-        return false;
-    at = strchr(scheme + 3, '@');
-    return at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL;
-}
-
 static bool conn_check_conninfo(const pgstep_config *cfg, pgstep_error *err)
 {
     char *errmsg = NULL;
@@ -124,7 +111,7 @@ static bool conn_check_conninfo(const pgstep_config *cfg, pgstep_error *err)
     if (errmsg) {
         conn_first_line(errmsg, err->message + strlen(err->message),
                         sizeof(err->message) - strlen(err->message));
-        if (conn_may_hold_password(cfg->conninfo))
+        if (secret_in_conninfo(cfg->conninfo))
             conn_redact_quoted(err->message);
         PQfreemem(errmsg);
     }
@@ -512,30 +499,26 @@ bool conn_pipeline_flush(conn *c, pgstep_error *err)
 
 PGresult *conn_pipeline_next(conn *c, pgstep_error *err)
 {
-    PGresult *res;
-    PGresult *end;
+    PGresult *res = conn_get_result(c, err);
+    PGresult *next;
 
-    if (!conn_wait_result(c, err))
-        return NULL;
-    res = PQgetResult(c->pg);
     if (!res) {
-        conn_lost(c, err);
+        if (!error_is_set(err))
+            conn_lost(c, err);
         return NULL;
     }
     if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
         return res;
     /* Each statement's results end with a NULL; a statement yields one result here. */
-    for (;;) {
-        if (!conn_wait_result(c, err)) {
-            PQclear(res);
-            return NULL;
-        }
-        end = PQgetResult(c->pg);
-        if (!end)
-            return res;
+    while ((next = conn_get_result(c, err))) {
         PQclear(res);
-        res = end;
+        res = next;
     }
+    if (error_is_set(err)) {
+        PQclear(res);
+        return NULL;
+    }
+    return res;
 }
 
 bool conn_batch_send(conn *c, const char *sql, pgstep_error *err)

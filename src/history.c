@@ -37,11 +37,6 @@ static char *history_format(const char *fmt, ...)
     return out;
 }
 
-/* The latest checksum recorded for a repeatable step ($1: description). */
-#define HISTORY_LATEST_R                                                                           \
-    "(SELECT h.checksum FROM %1$s.history h WHERE h.kind = 'R' AND h.description = $1"             \
-    " ORDER BY h.id DESC LIMIT 1)"
-
 /* The functions carry a version in their names: a pgstep whose bookkeeping changes bumps it,
  * and creates its own next to the old ones. */
 #define HISTORY_BEGIN_SIGNATURE "step_begin_1(bigint, text, bigint, text, text, text, text)"
@@ -138,12 +133,9 @@ bool history_sql_build(const char *schema, history_sql *out)
             s);
         out->begin_fn = history_format("%s.step_begin_1", s);
         out->end_fn = history_format("%s.step_end_1", s);
+        out->step_begin = history_format("SELECT %s.step_begin_1($1, $2, $3, $4, $5, $6, $7)", s);
         out->step_end =
             history_format("SELECT %s.step_end_1($1, $2, $3, $4, $5, $6, $7, $8, $9)", s);
-        out->needs_v = history_format("SELECT NOT EXISTS (SELECT FROM %1$s.history h"
-                                      " WHERE h.kind = 'V' AND h.version = $1::bigint)",
-                                      s);
-        out->needs_r = history_format("SELECT " HISTORY_LATEST_R " IS DISTINCT FROM $2::text", s);
     }
     free(s);
     free(table);
@@ -154,8 +146,8 @@ bool history_sql_build(const char *schema, history_sql *out)
     free(end_lit);
     for (int i = 0; ok && i < HISTORY_CREATE_COUNT; i++)
         ok = out->create[i] != NULL;
-    ok = ok && out->exists && out->select && out->begin_fn && out->end_fn && out->step_end &&
-         out->needs_v && out->needs_r;
+    ok = ok && out->exists && out->select && out->begin_fn && out->end_fn && out->step_begin &&
+         out->step_end;
     if (!ok)
         history_sql_free(out);
     return ok;
@@ -169,9 +161,8 @@ void history_sql_free(history_sql *sql)
     free(sql->select);
     free(sql->begin_fn);
     free(sql->end_fn);
+    free(sql->step_begin);
     free(sql->step_end);
-    free(sql->needs_v);
-    free(sql->needs_r);
     memset(sql, 0, sizeof(*sql));
 }
 

@@ -89,3 +89,16 @@ void secret_free(char *secret)
     sodium_mprotect_readwrite(secret);
     sodium_free(secret);
 }
+
+bool secret_in_conninfo(const char *conninfo)
+{
+    const char *scheme = strstr(conninfo, "://");
+    const char *at;
+
+    if (strstr(conninfo, "password"))
+        return true;
+    if (!scheme)
+        return false;
+    at = strchr(scheme + 3, '@');
+    return at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL;
+}

@@ -36,17 +36,16 @@ typedef struct history history;
 typedef struct history_sql {
     char *create[HISTORY_CREATE_COUNT]; /* each idempotent; run under the lock */
     char *select;                       /* latest entry per step */
-    char *exists;   /* whether the table exists, and the functions of this version */
-    char *begin_fn; /* qualified name of step_begin(lock key, kind, version, description,
-                     * checksum, statement_timeout, lock_timeout): takes the transaction lock
-                     * or raises PGS01, re-checks the history or raises PGS02, sets the
-                     * timeouts */
-    char *end_fn;   /* qualified name of step_end(kind, version, description, file name,
-                     * checksum, duration_ms (NULL: measured since step_begin), run id,
-                     * pgstep version, client host): records the step, returns duration_ms */
-    char *step_end; /* SELECT end_fn($1, ..., $9) */
-    char *needs_v;  /* $1 version: true when the step still has to run */
-    char *needs_r;  /* $1 description, $2 checksum */
+    char *exists;     /* whether the table exists, and the functions of this version */
+    char *begin_fn;   /* qualified name of step_begin(lock key, kind, version, description,
+                       * checksum, statement_timeout, lock_timeout): takes the transaction lock
+                       * or raises PGS01, re-checks the history or raises PGS02, sets the
+                       * timeouts */
+    char *end_fn;     /* qualified name of step_end(kind, version, description, file name,
+                       * checksum, duration_ms (NULL: measured since step_begin), run id,
+                       * pgstep version, client host): records the step, returns duration_ms */
+    char *step_begin; /* SELECT begin_fn($1, ..., $7) */
+    char *step_end;   /* SELECT end_fn($1, ..., $9) */
 } history_sql;
 
 bool history_sql_build(const char *schema, history_sql *out);

@@ -10,6 +10,10 @@
  * Errors (missing, unreadable, empty, too large, NUL byte) set err with PGSTEP_EXIT_CONFIG. */
 bool secret_read_file(const char *path, char **out, pgstep_error *err);
 
+/* Whether a libpq connection string or URI may carry a password (a password keyword, or
+ * user:password@ in a URI), so that it must not be shown. */
+bool secret_in_conninfo(const char *conninfo);
+
 /* Wipes and frees a secret from secret_read_file; NULL is fine. */
 void secret_free(char *secret);
 
