@@ -315,7 +315,9 @@ main() {
 	t_start=$(now)
 	umask 022
 	[[ -r /etc/debian_version ]] || die "Debian only (uses apt/dpkg)"
-	THIRD_PARTY=$(readlink -f "$THIRD_PARTY") || die "third-party dir not found: $THIRD_PARTY"
+	[[ -d $THIRD_PARTY ]] ||
+		die "third-party source trees not found in $THIRD_PARTY: put DocumentDB's sources there (see README) or set PGSTEP_THIRD_PARTY"
+	THIRD_PARTY=$(readlink -f "$THIRD_PARTY")
 	local t
 	for t in "${TREES[@]}"; do
 		[[ -d $THIRD_PARTY/$t ]] || die "missing source tree $THIRD_PARTY/$t (set PGSTEP_THIRD_PARTY)"
