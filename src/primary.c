@@ -62,8 +62,7 @@ static bool primary_retryable(conn_failure why, wait_state *w, const pgstep_erro
     int64_t now = backoff_now_ms();
 
     /* An attempt that the overall deadline cut short says nothing new: keep the last reason. */
-    if (!(why == CONN_FAIL_TIMEOUT && w->reason[0] && w->deadline_ms > 0 &&
-          now >= w->deadline_ms))
+    if (!(why == CONN_FAIL_TIMEOUT && w->reason[0] && w->deadline_ms > 0 && now >= w->deadline_ms))
         snprintf(w->reason, sizeof(w->reason), "%s", attempt->message);
     switch (why) {
     case CONN_FAIL_INVALID:
