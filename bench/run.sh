@@ -2,7 +2,9 @@
 # Side-by-side benchmark of pgstep against the psql binary on one throwaway server, with the
 # same 1,000 one-statement steps: the no-op path (everything applied) against psql's bare
 # "select 1", and a fresh apply against "psql -f" of the same statements. Peak RSS from
-# /usr/bin/time. Usage: bench/run.sh [STEPS] [RUNS]; PGSTEP_BENCH_DURABLE=1 flushes every commit;
+# /usr/bin/time. Usage: bench/run.sh [STEPS] [RUNS]. The server is durable, as PostgreSQL is by
+# default (fsync, synchronous_commit, full_page_writes on); PGSTEP_BENCH_DURABLE=0 turns that off,
+# so that the figures show each tool's work and round trips rather than the disk.
 # PGSTEP_BENCH_STATIC=build-static/pgstep adds the static binary (-DPGSTEP_STATIC=ON).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,11 +22,10 @@ pgstep=$root/build-bench/pgstep
 pg_throwaway
 work=$PG_WORK port=$PG_PORT
 trap 'pg_discard "$work"' EXIT
-# Commits are not flushed (fsync = off, as in every test server here), so the figures show
-# the work and round trips of each tool rather than the disk. PGSTEP_BENCH_DURABLE=1 flushes them.
-if [ "${PGSTEP_BENCH_DURABLE:-}" = 1 ]; then
-    pg_as_owner sed -i 's/^fsync = off/fsync = on/; s/^synchronous_commit = off/synchronous_commit = on/' \
-        "$work/data/postgresql.conf"
+# The test servers' configuration turns durability off; the benchmark turns it back on.
+if [ "${PGSTEP_BENCH_DURABLE:-1}" = 1 ]; then
+    pg_as_owner sed -i 's/^fsync = off/fsync = on/; s/^synchronous_commit = off/synchronous_commit = on/;
+                       s/^full_page_writes = off/full_page_writes = on/' "$work/data/postgresql.conf"
 fi
 pg_start "$work/data"
 
@@ -49,9 +50,13 @@ fresh_db noop
 "$pgstep" -c "$work/pgstep.conf" --dsn "host=127.0.0.1 port=$port user=postgres dbname=noop" --quiet apply
 
 static=()
+static_fresh=()
 if [ -n "${PGSTEP_BENCH_STATIC:-}" ]; then
+    static_bin=$(realpath "$PGSTEP_BENCH_STATIC")
     static=(-n "static pgstep apply (no-op)"
-        "$(realpath "$PGSTEP_BENCH_STATIC") -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply")
+        "$static_bin -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply")
+    static_fresh=(-n "static pgstep apply (fresh)" --prepare "fresh_db fresh"
+        "$static_bin -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=fresh' --quiet apply")
 fi
 echo "== no-op: $steps steps, all applied"
 hyperfine -N -w 3 -r "$runs" \
@@ -59,14 +64,17 @@ hyperfine -N -w 3 -r "$runs" \
     -n "pgstep apply (no-op)" "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply" \
     "${static[@]}"
 
-echo "== fresh apply: $steps steps on an empty database"
+durability="durable server"
+[ "${PGSTEP_BENCH_DURABLE:-1}" = 1 ] || durability="fsync off"
+echo "== fresh apply: $steps steps on an empty database, $durability"
 export -f sql fresh_db
 export psql port
 hyperfine --shell=bash -w 1 -r "$((runs / 2 > 3 ? runs / 2 : 3))" \
     -n "psql -f" --prepare "fresh_db fresh" \
     "$psql -X -q -h 127.0.0.1 -p $port -U postgres -d fresh -f $work/all.sql" \
     -n "pgstep apply (fresh)" --prepare "fresh_db fresh" \
-    "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=fresh' --quiet apply"
+    "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=fresh' --quiet apply" \
+    "${static_fresh[@]}"
 
 echo "== peak RSS"
 fresh_db fresh

@@ -3,7 +3,13 @@
  * or fail, re-check the history or fail); the step's statements; step_end (the history row);
  * COMMIT. The first failure makes the server skip everything after it, so later steps are never
  * attempted, and no transaction is open while pgstep waits for the lock. Steps marked
- * no-transaction run one statement at a time under a session lock. */
+ * no-transaction run one statement at a time under a session lock.
+ *
+ * Durability: step_begin lets its transaction commit without waiting for the WAL flush (and for
+ * synchronous standbys). The last transaction of a batch restores the session's setting before
+ * it commits, and a batch cut short is followed by a flush of its own, so everything a batch
+ * committed is as durable as that setting says before pgstep goes on or exits; one flush per
+ * batch instead of one per step. */
 #include "pgstep/apply.h"
 
 #include <inttypes.h>
@@ -34,6 +40,13 @@
 /* The re-check in step_begin must see what other runners committed before it took the lock:
  * under REPEATABLE READ (a database's default may say so) its snapshot would be older. */
 static const char apply_begin_sql[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
+/* Makes the batch's last commit wait for the WAL flush again; WAL is written in order, so that
+ * covers every commit of the batch before it. */
+static const char apply_durable_sql[] = "SET LOCAL synchronous_commit TO DEFAULT";
+/* Flushes the WAL: a commit waits for the flush only if its transaction wrote WAL, and a
+ * transactional message is the smallest such write any role may make. */
+static const char apply_flush_sql[] =
+    "SELECT pg_catalog.pg_logical_emit_message(true, 'pgstep', 'flush')";
 static const char apply_session_lock_sql[] = "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)";
 static const char apply_session_unlock_sql[] = "SELECT pg_catalog.pg_advisory_unlock($1::bigint)";
 
@@ -250,7 +263,7 @@ static bool apply_batch_own(apply_ctx *ctx, const char *sql, size_t owner)
     return batch_append(ctx->batch, sql, strlen(sql), owner, APPLY_OWN);
 }
 
-/* One step's transaction; owner is its index in ctx->items. */
+/* One step's transaction but its COMMIT; owner is its index in ctx->items. */
 static bool apply_batch_step(apply_ctx *ctx, size_t owner)
 {
     const plan_item *item = ctx->items[owner];
@@ -269,8 +282,7 @@ static bool apply_batch_step(apply_ctx *ctx, size_t owner)
                           owner, i))
             return false;
     }
-    return apply_batch_call(ctx, ctx->sql->end_fn, end, 9, owner) &&
-           apply_batch_own(ctx, "COMMIT", owner);
+    return apply_batch_call(ctx, ctx->sql->end_fn, end, 9, owner);
 }
 
 static bool apply_batch_bootstrap(apply_ctx *ctx)
@@ -366,8 +378,10 @@ static void apply_log_applied(const step *s, const char *duration)
     log_event(LOG_INFO, fields, 2, "applied %s", s->file_name);
 }
 
-/* Reads one step's results: BEGIN, step_begin, statements, step_end, COMMIT. */
-static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, pgstep_error *err)
+/* Reads one step's results: BEGIN, step_begin, statements, step_end, the batch's durable
+ * setting when last, COMMIT. */
+static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, bool last,
+                                     pgstep_error *err)
 {
     const step *s = item->step;
     apply_outcome outcome = apply_read_begin(ctx, s, err);
@@ -375,7 +389,7 @@ static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, pgst
 
     char duration[24] = "0";
 
-    for (size_t i = 0; outcome == APPLY_DONE && i <= s->nstatements + 1; i++) {
+    for (size_t i = 0; outcome == APPLY_DONE && i <= s->nstatements + 1 + last; i++) {
         if (!apply_next_ok(ctx, &res, err))
             outcome = res ? apply_step_error(ctx, s, res, i, err) : apply_classify(err);
         else if (i == s->nstatements)
@@ -394,9 +408,11 @@ static bool apply_interrupted(const pgstep_error *err)
     return err->exit_code == PGSTEP_EXIT_INTERRUPT || err->exit_code == PGSTEP_EXIT_TERMINATED;
 }
 
-/* Consumes the rest of the batch's results and rolls back a transaction a failure left open. A
- * problem here matters only if nothing failed before. */
-static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, pgstep_error *err)
+/* Consumes the rest of the batch's results, rolls back a transaction a failure left open, and
+ * flushes what the batch committed if its last commit never came (committed says whether
+ * anything did). A problem here matters only if nothing failed before. */
+static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, bool committed,
+                                        pgstep_error *err)
 {
     pgstep_error later;
     PGresult *res;
@@ -408,6 +424,10 @@ static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, p
         PQclear(res);
     if (!error_is_set(&later))
         conn_end_transaction(*ctx->c, &later);
+    if (!error_is_set(&later) && committed && outcome != APPLY_DONE) {
+        res = conn_query(*ctx->c, apply_flush_sql, 0, NULL, &later);
+        PQclear(res);
+    }
     if (!error_is_set(&later) || outcome == APPLY_RETRY || outcome == APPLY_FAILED)
         return outcome;
     *err = later;
@@ -419,6 +439,7 @@ static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, p
 static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgstep_error *err)
 {
     apply_outcome outcome = APPLY_DONE;
+    size_t applied = ctx->stats->applied;
     bool built;
     size_t k;
 
@@ -427,8 +448,9 @@ static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgste
     built = !ctx->need_bootstrap || apply_batch_bootstrap(ctx);
     for (k = from;
          built && k < to && (k == from || batch_bytes(ctx->batch) < APPLY_BATCH_MAX_BYTES); k++)
-        built = apply_batch_step(ctx, k);
-    if (!built) {
+        built = (k == from || apply_batch_own(ctx, "COMMIT", k - 1)) && apply_batch_step(ctx, k);
+    if (!built || !apply_batch_own(ctx, apply_durable_sql, k - 1) ||
+        !apply_batch_own(ctx, "COMMIT", k - 1)) {
         error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
         return APPLY_FAILED;
     }
@@ -439,9 +461,9 @@ static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgste
         outcome = apply_read_bootstrap(ctx, err);
     for (k = from; outcome == APPLY_DONE && k < ctx->batch_end; k++) {
         ctx->failed = k;
-        outcome = apply_read_step(ctx, ctx->items[k], err);
+        outcome = apply_read_step(ctx, ctx->items[k], k + 1 == ctx->batch_end, err);
     }
-    return apply_finish_batch(ctx, outcome, err);
+    return apply_finish_batch(ctx, outcome, ctx->stats->applied > applied, err);
 }
 
 /* Runs one statement on its own; on error fills err and says what to do. */

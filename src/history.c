@@ -59,7 +59,9 @@ static const char history_create_table[] =
 
 /* The lock is only ever tried: a transaction must not wait for it (see apply.c). The re-check
  * is a statement of its own, after the lock, so its snapshot sees whatever the runner that held
- * the lock committed. The timeouts apply to the step's statements, which follow. */
+ * the lock committed. The timeouts apply to the step's statements, which follow. The commit does
+ * not wait for the WAL flush: apply.c makes the last transaction of each batch wait instead,
+ * which covers every commit before it. */
 static const char history_create_begin[] =
     "CREATE OR REPLACE FUNCTION %1$s." HISTORY_BEGIN_SIGNATURE
     " RETURNS void LANGUAGE plpgsql VOLATILE AS $pgstep$\n"
@@ -80,6 +82,7 @@ static const char history_create_begin[] =
     "    END IF;\n"
     "    PERFORM pg_catalog.set_config('statement_timeout', $6, true),\n"
     "            pg_catalog.set_config('lock_timeout', $7, true),\n"
+    "            pg_catalog.set_config('synchronous_commit', 'off', true),\n"
     "            pg_catalog.set_config('pgstep.step_started',\n"
     "                                  pg_catalog.clock_timestamp()::text, true);\n"
     "END\n"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Step transactions commit without waiting for the WAL flush, but what apply committed is flushed
+# before it exits: by the batch's last commit when the batch succeeds, and by a flush of its own
+# when a step fails half-way through a batch. Checked on a durable server (fsync and
+# synchronous_commit on) whose WAL writer flushes only every 10 s, so that an asynchronous
+# commit stays unflushed long enough to be seen: the WAL flushed up to where it was inserted.
+. "$(dirname "$0")/../lib/testlib.sh"
+
+work=$(pg_make_dir)
+port=$(pg_free_port)
+pg_as_owner mkdir -m 700 "$work/data"
+t_on_exit "pg_stop '$work/data'; rm -rf '$work'"
+pg_init "$work/data" "$port"
+# Later lines win over pg_init's. wal_level = minimal and no autovacuum: nothing else writes WAL.
+pg_as_owner tee -a "$work/data/postgresql.conf" >/dev/null <<CONF
+fsync = on
+synchronous_commit = on
+wal_level = minimal
+max_wal_senders = 0
+autovacuum = off
+wal_writer_delay = 10s
+wal_writer_flush_after = 1GB
+CONF
+pg_start "$work/data"
+
+sql() { pg_psql "$port" postgres -c "$1"; }
+flushed() { sql "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"; }
+async_commit() { sql "SET synchronous_commit = off; CREATE TABLE $1 ()" >/dev/null; }
+
+# The WAL writer flushes on its first round; after that an asynchronous commit waits for it.
+async_commit primer
+sleep 0.5
+async_commit control
+[ "$(flushed)" = f ] || t_fail "an asynchronous commit was flushed at once: the check below proves nothing"
+
+mkdir "$T_DIR/steps"
+for i in $(seq 1 30); do
+    printf 'CREATE TABLE t_%d (id int);\n' "$i" >"$T_DIR/steps/V${i}__t_$i.sql"
+done
+cat >"$T_DIR/pgstep.conf" <<CONF
+connection: { conninfo = "$(t_dsn postgres "$port")"; password_file = "$PGSTEP_TEST_PASSFILE"; };
+CONF
+t_run 0 -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply
+t_stderr_has 'applied 30 steps'
+[ "$(flushed)" = t ] || t_fail "after a successful apply the WAL is not flushed"
+
+# A failure in the middle of a batch: the four steps before it are committed, and flushed.
+async_commit control2
+[ "$(flushed)" = f ] || t_fail "the second asynchronous commit was flushed at once"
+for i in $(seq 31 34); do
+    printf 'CREATE TABLE t_%d (id int);\n' "$i" >"$T_DIR/steps/V${i}__t_$i.sql"
+done
+printf 'SELECT 1 / 0;\n' >"$T_DIR/steps/V35__fails.sql"
+t_run 1 -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply
+t_stderr_has 'V35__fails.sql'
+[ "$(sql 'SELECT count(*) FROM pgstep.history')" = 34 ] || t_fail "the four steps before the failure are not recorded"
+[ "$(flushed)" = t ] || t_fail "after a failed apply the WAL of the steps it committed is not flushed"
+t_ok "commits are flushed once per batch, and before apply exits"
