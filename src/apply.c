@@ -6,10 +6,12 @@
  * no-transaction run one statement at a time under a session lock.
  *
  * Durability: step_begin lets its transaction commit without waiting for the WAL flush (and for
- * synchronous standbys). The last transaction of a batch restores the session's setting before
+ * synchronous standbys). The last transaction of a batch restores the configured setting before
  * it commits, and a batch cut short is followed by a flush of its own, so everything a batch
  * committed is as durable as that setting says before pgstep goes on or exits; one flush per
- * batch instead of one per step. */
+ * batch instead of one per step. A server crash can still take back such commits while a batch
+ * runs; after losing the connection pgstep counts its history rows and applies again what is
+ * gone (see apply_settle_doubt). */
 #include "pgstep/apply.h"
 
 #include <inttypes.h>
@@ -44,9 +46,11 @@ static const char apply_begin_sql[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
  * covers every commit of the batch before it. */
 static const char apply_durable_sql[] = "SET LOCAL synchronous_commit TO DEFAULT";
 /* Flushes the WAL: a commit waits for the flush only if its transaction wrote WAL, and a
- * transactional message is the smallest such write any role may make. */
+ * transactional message is the smallest such write any role may make. The setting is restored
+ * here too: through a transaction-pooling PgBouncer this may be another server session. */
 static const char apply_flush_sql[] =
-    "SELECT pg_catalog.pg_logical_emit_message(true, 'pgstep', 'flush')";
+    "BEGIN; SET LOCAL synchronous_commit TO DEFAULT;"
+    " SELECT pg_catalog.pg_logical_emit_message(true, 'pgstep', 'flush'); COMMIT";
 static const char apply_session_lock_sql[] = "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)";
 static const char apply_session_unlock_sql[] = "SELECT pg_catalog.pg_advisory_unlock($1::bigint)";
 
@@ -83,6 +87,11 @@ typedef struct apply_ctx {
     char host[256];
     char bootstrap_lock[256]; /* DO block taking the lock before step_begin exists */
     apply_stats *stats;
+    /* The connection was lost during the batch of items [doubt_from, batch_end), whose commits
+     * may not have been flushed, or not seen; stats->applied was doubt_applied before it. */
+    bool in_doubt;
+    size_t doubt_from;
+    size_t doubt_applied;
 } apply_ctx;
 
 void apply_lock_key(const char *name, char out[24])
@@ -408,9 +417,35 @@ static bool apply_interrupted(const pgstep_error *err)
     return err->exit_code == PGSTEP_EXIT_INTERRUPT || err->exit_code == PGSTEP_EXIT_TERMINATED;
 }
 
+/* Flushes the WAL of what this run committed; a failure is worth a warning, not the run. */
+static void apply_flush(apply_ctx *ctx)
+{
+    pgstep_error flush_err;
+    pgstep_error drained;
+    PGresult *res;
+
+    error_clear(&flush_err);
+    if (conn_batch_send(*ctx->c, apply_flush_sql, &flush_err)) {
+        error_clear(&drained);
+        while ((res = conn_batch_next(*ctx->c, &drained))) {
+            if (PQresultStatus(res) == PGRES_FATAL_ERROR && !error_is_set(&flush_err))
+                conn_result_error(res, PGSTEP_EXIT_TEMPFAIL, &flush_err);
+            PQclear(res);
+        }
+        if (error_is_set(&drained) && !error_is_set(&flush_err))
+            flush_err = drained;
+    }
+    if (!error_is_set(&flush_err))
+        return;
+    if (!conn_is_broken(*ctx->c))
+        conn_end_transaction(*ctx->c, &drained);
+    log_warn("could not flush the WAL of the steps applied so far: %s", flush_err.message);
+}
+
 /* Consumes the rest of the batch's results, rolls back a transaction a failure left open, and
- * flushes what the batch committed if its last commit never came (committed says whether
- * anything did). A problem here matters only if nothing failed before. */
+ * flushes the WAL if the batch's last commit never came but this run committed something, or
+ * found a step another runner committed maybe just before. A problem here matters only if
+ * nothing failed before. */
 static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, bool committed,
                                         pgstep_error *err)
 {
@@ -424,10 +459,8 @@ static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, b
         PQclear(res);
     if (!error_is_set(&later))
         conn_end_transaction(*ctx->c, &later);
-    if (!error_is_set(&later) && committed && outcome != APPLY_DONE) {
-        res = conn_query(*ctx->c, apply_flush_sql, 0, NULL, &later);
-        PQclear(res);
-    }
+    if (!error_is_set(&later) && outcome != APPLY_DONE && (committed || outcome == APPLY_RESUME))
+        apply_flush(ctx);
     if (!error_is_set(&later) || outcome == APPLY_RETRY || outcome == APPLY_FAILED)
         return outcome;
     *err = later;
@@ -449,8 +482,11 @@ static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgste
     for (k = from;
          built && k < to && (k == from || batch_bytes(ctx->batch) < APPLY_BATCH_MAX_BYTES); k++)
         built = (k == from || apply_batch_own(ctx, "COMMIT", k - 1)) && apply_batch_step(ctx, k);
-    if (!built || !apply_batch_own(ctx, apply_durable_sql, k - 1) ||
-        !apply_batch_own(ctx, "COMMIT", k - 1)) {
+    /* Before a first no-transaction step the batch is the history's creation alone. */
+    if (built && k > from)
+        built =
+            apply_batch_own(ctx, apply_durable_sql, k - 1) && apply_batch_own(ctx, "COMMIT", k - 1);
+    if (!built) {
         error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
         return APPLY_FAILED;
     }
@@ -463,7 +499,13 @@ static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgste
         ctx->failed = k;
         outcome = apply_read_step(ctx, ctx->items[k], k + 1 == ctx->batch_end, err);
     }
-    return apply_finish_batch(ctx, outcome, ctx->stats->applied > applied, err);
+    outcome = apply_finish_batch(ctx, outcome, ctx->stats->applied > applied, err);
+    if (outcome == APPLY_RETRY && conn_is_broken(*ctx->c)) {
+        ctx->in_doubt = true;
+        ctx->doubt_from = from;
+        ctx->doubt_applied = applied;
+    }
+    return outcome;
 }
 
 /* Runs one statement on its own; on error fills err and says what to do. */
@@ -597,6 +639,41 @@ static bool apply_wait_lock(apply_ctx *ctx, int64_t *since, backoff *b, pgstep_e
     return backoff_sleep(backoff_next_ms(b), deadline, err);
 }
 
+/* After the connection was lost in the middle of a batch, on the new connection: the steps the
+ * batch had committed may have gone with a crash of the server (or a failover), as their commits
+ * did not wait for the flush; and the results of the last ones may never have arrived. WAL is
+ * flushed in order, so what survived is the first of them: this run's history rows say how
+ * many, and ctx->failed moves to the first one that is not there. */
+static bool apply_settle_doubt(apply_ctx *ctx, pgstep_error *err)
+{
+    const char *params[] = {ctx->run_id};
+    size_t seen = ctx->stats->applied - ctx->doubt_applied;
+    size_t survived;
+    long long rows;
+    PGresult *res;
+
+    ctx->in_doubt = false;
+    if (ctx->need_bootstrap) /* nothing was seen to commit, and there may be no history yet */
+        return true;
+    if (!(res = conn_query(*ctx->c, ctx->sql->run_rows, 1, params, err)))
+        return false;
+    rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    survived = rows <= (long long)ctx->doubt_applied ? 0 : (size_t)rows - ctx->doubt_applied;
+    if (survived > ctx->batch_end - ctx->doubt_from)
+        survived = ctx->batch_end - ctx->doubt_from;
+    for (size_t i = seen; i < survived; i++)
+        log_info("applied %s (its commit was confirmed after reconnecting)",
+                 ctx->items[ctx->doubt_from + i]->step->file_name);
+    if (survived < seen)
+        log_warn("%zu of the %zu steps committed before the connection was lost are gone with it;"
+                 " applying them again",
+                 seen - survived, seen);
+    ctx->failed = ctx->doubt_from + survived;
+    ctx->stats->applied = ctx->doubt_applied + survived;
+    return true;
+}
+
 /* Waits before retrying a transient failure, reconnecting when the connection was lost. */
 static bool apply_wait_retry(apply_ctx *ctx, int *attempts, backoff *b, pgstep_error *err)
 {
@@ -621,7 +698,9 @@ static bool apply_wait_retry(apply_ctx *ctx, int *attempts, backoff *b, pgstep_e
     if (conn_is_broken(*ctx->c)) {
         conn_close(*ctx->c);
         *ctx->c = NULL;
-        if (!primary_wait(ctx->cfg, ctx->c, err))
+        error_clear(err); /* primary_wait stops at an attempt that leaves an error set */
+        if (!primary_wait(ctx->cfg, ctx->c, err) ||
+            (ctx->in_doubt && !apply_settle_doubt(ctx, err)))
             return false;
     }
     error_clear(err);
@@ -718,8 +797,8 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
             ok = apply_wait_lock(&ctx, &lock_since, &lock_backoff, err);
             break;
         case APPLY_RETRY:
-            pos = ctx.failed;
             ok = apply_wait_retry(&ctx, &attempts, &retry_backoff, err);
+            pos = ctx.failed; /* after the wait: a lost connection may move it back */
             break;
         case APPLY_FAILED:
             ok = false;

@@ -39,7 +39,7 @@ static char *history_format(const char *fmt, ...)
 
 /* The functions carry a version in their names: a pgstep whose bookkeeping changes bumps it,
  * and creates its own next to the old ones. */
-#define HISTORY_BEGIN_SIGNATURE "step_begin_1(bigint, text, bigint, text, text, text, text)"
+#define HISTORY_BEGIN_SIGNATURE "step_begin_2(bigint, text, bigint, text, text, text, text)"
 #define HISTORY_END_SIGNATURE   "step_end_1(text, bigint, text, text, text, bigint, text, text, text)"
 
 static const char history_create_table[] =
@@ -134,9 +134,10 @@ bool history_sql_build(const char *schema, history_sql *out)
             " FROM %1$s.history"
             " ORDER BY kind, version, description, id DESC",
             s);
-        out->begin_fn = history_format("%s.step_begin_1", s);
+        out->run_rows = history_format("SELECT count(*) FROM %s.history WHERE run_id = $1", s);
+        out->begin_fn = history_format("%s.step_begin_2", s);
         out->end_fn = history_format("%s.step_end_1", s);
-        out->step_begin = history_format("SELECT %s.step_begin_1($1, $2, $3, $4, $5, $6, $7)", s);
+        out->step_begin = history_format("SELECT %s.step_begin_2($1, $2, $3, $4, $5, $6, $7)", s);
         out->step_end =
             history_format("SELECT %s.step_end_1($1, $2, $3, $4, $5, $6, $7, $8, $9)", s);
     }
@@ -149,8 +150,8 @@ bool history_sql_build(const char *schema, history_sql *out)
     free(end_lit);
     for (int i = 0; ok && i < HISTORY_CREATE_COUNT; i++)
         ok = out->create[i] != NULL;
-    ok = ok && out->exists && out->select && out->begin_fn && out->end_fn && out->step_begin &&
-         out->step_end;
+    ok = ok && out->exists && out->select && out->run_rows && out->begin_fn && out->end_fn &&
+         out->step_begin && out->step_end;
     if (!ok)
         history_sql_free(out);
     return ok;
@@ -162,6 +163,7 @@ void history_sql_free(history_sql *sql)
         free(sql->create[i]);
     free(sql->exists);
     free(sql->select);
+    free(sql->run_rows);
     free(sql->begin_fn);
     free(sql->end_fn);
     free(sql->step_begin);

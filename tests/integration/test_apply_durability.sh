@@ -11,28 +11,14 @@ port=$(pg_free_port)
 pg_as_owner mkdir -m 700 "$work/data"
 t_on_exit "pg_stop '$work/data'; rm -rf '$work'"
 pg_init "$work/data" "$port"
-# Later lines win over pg_init's. wal_level = minimal and no autovacuum: nothing else writes WAL.
-pg_as_owner tee -a "$work/data/postgresql.conf" >/dev/null <<CONF
-fsync = on
-synchronous_commit = on
-wal_level = minimal
-max_wal_senders = 0
-autovacuum = off
-wal_writer_delay = 10s
-wal_writer_flush_after = 1GB
-CONF
+pg_slow_flush "$work/data"
 pg_start "$work/data"
+pg_prime_wal_writer "$port"
 
 sql() { pg_psql "$port" postgres -c "$1"; }
 flushed() { sql "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"; }
-async_commit() { sql "SET synchronous_commit = off; INSERT INTO filler VALUES ('$1')" >/dev/null; }
+async_commit() { sql "SET synchronous_commit = off; INSERT INTO wal_writer_primer VALUES ('$1')" >/dev/null; }
 
-# The WAL writer flushes everything on its first round, which pages of asynchronous WAL wake it
-# for; after that it waits its 10 s.
-sql "CREATE TABLE filler (note text)" >/dev/null
-sql "SET synchronous_commit = off;
-     INSERT INTO filler SELECT repeat('x', 100) FROM generate_series(1, 1000)" >/dev/null
-sleep 0.5
 async_commit control
 [ "$(flushed)" = f ] || t_fail "an asynchronous commit was flushed at once: the check below proves nothing"
 

@@ -125,3 +125,27 @@ pg_psql() {
     PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
         -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
 }
+
+# pg_slow_flush DATADIR: durable (fsync, synchronous_commit on) but with a WAL writer that flushes
+# only every 10 s and nothing else writing WAL (wal_level = minimal, no autovacuum), so that an
+# asynchronous commit stays unflushed long enough to be seen, or lost in a crash. After start,
+# pg_prime_wal_writer PORT spends the WAL writer's first round, which flushes everything.
+pg_slow_flush() {
+    pg_as_owner tee -a "$1/postgresql.conf" >/dev/null <<CONF
+fsync = on
+synchronous_commit = on
+wal_level = minimal
+max_wal_senders = 0
+autovacuum = off
+wal_writer_delay = 10s
+wal_writer_flush_after = 1GB
+CONF
+}
+
+# Pages of asynchronous WAL wake the WAL writer for its first round.
+pg_prime_wal_writer() {
+    pg_psql "$1" postgres -c "CREATE TABLE wal_writer_primer (note text)" \
+        -c "SET synchronous_commit = off" \
+        -c "INSERT INTO wal_writer_primer SELECT repeat('x', 100) FROM generate_series(1, 1000)"
+    sleep 0.5
+}
