@@ -10,7 +10,7 @@
  * it commits, and a batch cut short is followed by a flush of its own, so everything a batch
  * committed is as durable as that setting says before pgstep goes on or exits; one flush per
  * batch instead of one per step. A server crash can still take back such commits while a batch
- * runs; after losing the connection pgstep counts its history rows and applies again what is
+ * runs; after losing the connection pgstep reads its history rows and applies again what is
  * gone (see apply_settle_doubt). */
 #include "pgstep/apply.h"
 
@@ -29,6 +29,7 @@
 #include "pgstep/lexer.h"
 #include "pgstep/log.h"
 #include "pgstep/primary.h"
+#include "pgstep/recover.h"
 
 #define APPLY_LOCK_FIRST_DELAY_MS  10
 #define APPLY_LOCK_MAX_DELAY_MS    500
@@ -87,11 +88,12 @@ typedef struct apply_ctx {
     char host[256];
     char bootstrap_lock[256]; /* DO block taking the lock before step_begin exists */
     apply_stats *stats;
-    /* The connection was lost during the batch of items [doubt_from, batch_end), whose commits
-     * may not have been flushed, or not seen; stats->applied was doubt_applied before it. */
+    bool *mine; /* mine[k]: this run saw item k commit */
+    /* The connection was lost while items [doubt_from, doubt_end) were sent: their commits may
+     * not have been flushed, or not seen. */
     bool in_doubt;
     size_t doubt_from;
-    size_t doubt_applied;
+    size_t doubt_end;
 } apply_ctx;
 
 void apply_lock_key(const char *name, char out[24])
@@ -348,7 +350,8 @@ static apply_outcome apply_read_begin(apply_ctx *ctx, const step *s, pgstep_erro
         if (strcmp(sqlstate, HISTORY_SQLSTATE_LOCK_BUSY) == 0) {
             outcome = APPLY_LOCK_BUSY;
         } else if (s && strcmp(sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
-            apply_log_by_other(s);
+            if (!ctx->mine[ctx->failed])
+                apply_log_by_other(s);
             outcome = APPLY_RESUME;
         } else {
             outcome = apply_step_error(ctx, s, res, s ? s->nstatements : 0, err);
@@ -409,6 +412,7 @@ static apply_outcome apply_read_step(apply_ctx *ctx, const plan_item *item, bool
         return outcome;
     apply_log_applied(s, duration); /* only now: COMMIT has succeeded */
     ctx->stats->applied++;
+    ctx->mine[ctx->failed] = true;
     return APPLY_DONE;
 }
 
@@ -417,8 +421,9 @@ static bool apply_interrupted(const pgstep_error *err)
     return err->exit_code == PGSTEP_EXIT_INTERRUPT || err->exit_code == PGSTEP_EXIT_TERMINATED;
 }
 
-/* Flushes the WAL of what this run committed; a failure is worth a warning, not the run. */
-static void apply_flush(apply_ctx *ctx)
+/* Flushes the WAL of what this run committed. Failing to is worth a warning, not the run, unless
+ * the connection was lost or the run interrupted: then false, with err set. */
+static bool apply_flush(apply_ctx *ctx, pgstep_error *err)
 {
     pgstep_error flush_err;
     pgstep_error drained;
@@ -436,10 +441,14 @@ static void apply_flush(apply_ctx *ctx)
             flush_err = drained;
     }
     if (!error_is_set(&flush_err))
-        return;
-    if (!conn_is_broken(*ctx->c))
-        conn_end_transaction(*ctx->c, &drained);
+        return true;
+    if (apply_interrupted(&flush_err) || conn_is_broken(*ctx->c)) {
+        *err = flush_err;
+        return false;
+    }
+    conn_end_transaction(*ctx->c, &drained);
     log_warn("could not flush the WAL of the steps applied so far: %s", flush_err.message);
+    return true;
 }
 
 /* Consumes the rest of the batch's results, rolls back a transaction a failure left open, and
@@ -459,8 +468,9 @@ static apply_outcome apply_finish_batch(apply_ctx *ctx, apply_outcome outcome, b
         PQclear(res);
     if (!error_is_set(&later))
         conn_end_transaction(*ctx->c, &later);
-    if (!error_is_set(&later) && outcome != APPLY_DONE && (committed || outcome == APPLY_RESUME))
-        apply_flush(ctx);
+    if (!error_is_set(&later) && outcome != APPLY_DONE && (committed || outcome == APPLY_RESUME) &&
+        !apply_flush(ctx, err))
+        return apply_classify(err);
     if (!error_is_set(&later) || outcome == APPLY_RETRY || outcome == APPLY_FAILED)
         return outcome;
     *err = later;
@@ -499,13 +509,7 @@ static apply_outcome apply_segment(apply_ctx *ctx, size_t from, size_t to, pgste
         ctx->failed = k;
         outcome = apply_read_step(ctx, ctx->items[k], k + 1 == ctx->batch_end, err);
     }
-    outcome = apply_finish_batch(ctx, outcome, ctx->stats->applied > applied, err);
-    if (outcome == APPLY_RETRY && conn_is_broken(*ctx->c)) {
-        ctx->in_doubt = true;
-        ctx->doubt_from = from;
-        ctx->doubt_applied = applied;
-    }
-    return outcome;
+    return apply_finish_batch(ctx, outcome, ctx->stats->applied > applied, err);
 }
 
 /* Runs one statement on its own; on error fills err and says what to do. */
@@ -541,7 +545,8 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
     PQclear(res);
     if (outcome != APPLY_DONE && strcmp(err->sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
         error_clear(err);
-        apply_log_by_other(s);
+        if (!ctx->mine[ctx->failed])
+            apply_log_by_other(s);
         return APPLY_RESUME;
     }
     if (outcome != APPLY_DONE)
@@ -564,6 +569,7 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
     if (outcome == APPLY_DONE) {
         apply_log_applied(s, duration);
         ctx->stats->applied++;
+        ctx->mine[ctx->failed] = true;
     }
     return outcome;
 }
@@ -639,39 +645,86 @@ static bool apply_wait_lock(apply_ctx *ctx, int64_t *since, backoff *b, pgstep_e
     return backoff_sleep(backoff_next_ms(b), deadline, err);
 }
 
-/* After the connection was lost in the middle of a batch, on the new connection: the steps the
- * batch had committed may have gone with a crash of the server (or a failover), as their commits
- * did not wait for the flush; and the results of the last ones may never have arrived. WAL is
- * flushed in order, so what survived is the first of them: this run's history rows say how
- * many, and ctx->failed moves to the first one that is not there. */
+/* Whether the history table exists; it may not after a connection lost during its creation. */
+static bool apply_history_exists(apply_ctx *ctx, bool *exists, pgstep_error *err)
+{
+    PGresult *res = conn_query(*ctx->c, ctx->sql->exists, 0, NULL, err);
+
+    if (!res)
+        return false;
+    *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    ctx->need_bootstrap = !*exists || strcmp(PQgetvalue(res, 0, 1), "t") != 0;
+    PQclear(res);
+    return true;
+}
+
+/* Moves ctx->failed to where the run goes on, from the rows in res; see recover.h. */
+static bool apply_recover(apply_ctx *ctx, const PGresult *res)
+{
+    int nrows = PQntuples(res);
+    recover_row *rows = calloc((size_t)nrows + 1, sizeof(*rows));
+    bool *before = malloc(ctx->doubt_end + 1);
+    size_t gone = 0;
+
+    if (!rows || !before) {
+        free(rows);
+        free(before);
+        return false;
+    }
+    for (int i = 0; i < nrows; i++)
+        rows[i] = (recover_row){
+            .kind = PQgetvalue(res, i, 0)[0] == 'V' ? STEP_VERSIONED : STEP_REPEATABLE,
+            .version = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+            .description = PQgetvalue(res, i, 2),
+            .checksum = PQgetvalue(res, i, 3),
+        };
+    memcpy(before, ctx->mine, ctx->doubt_end);
+    ctx->failed =
+        recover_resume(ctx->items, ctx->doubt_from, ctx->doubt_end, ctx->mine, rows, (size_t)nrows);
+    for (size_t k = 0; k < ctx->doubt_end; k++) {
+        if (before[k] && !ctx->mine[k]) {
+            gone++;
+            ctx->stats->applied--;
+        } else if (!before[k] && ctx->mine[k]) {
+            ctx->stats->applied++;
+            log_info("applied %s (its commit was confirmed after reconnecting)",
+                     ctx->items[k]->step->file_name);
+        }
+    }
+    if (gone)
+        log_warn("%zu of the steps committed before the connection was lost are gone with it;"
+                 " applying them again",
+                 gone);
+    free(rows);
+    free(before);
+    return true;
+}
+
+/* After the connection was lost, on the new connection: settles which of the run's commits
+ * survived (recover.h) and where it goes on. Losing this connection too leaves that to the next
+ * retry; any other failure ends the run. */
 static bool apply_settle_doubt(apply_ctx *ctx, pgstep_error *err)
 {
     const char *params[] = {ctx->run_id};
-    size_t seen = ctx->stats->applied - ctx->doubt_applied;
-    size_t survived;
-    long long rows;
-    PGresult *res;
+    bool exists = true;
+    PGresult *res = NULL;
+    bool ok;
 
-    ctx->in_doubt = false;
-    if (ctx->need_bootstrap) /* nothing was seen to commit, and there may be no history yet */
+    ok = (!ctx->need_bootstrap || apply_history_exists(ctx, &exists, err)) &&
+         (!exists || (res = conn_query(*ctx->c, ctx->sql->run_rows, 1, params, err)));
+    if (!ok) {
+        if (!conn_is_broken(*ctx->c) || apply_interrupted(err))
+            return false;
+        error_clear(err);
         return true;
-    if (!(res = conn_query(*ctx->c, ctx->sql->run_rows, 1, params, err)))
-        return false;
-    rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+    if (!exists) /* nothing was committed */
+        ctx->failed = ctx->doubt_from;
+    else if (!apply_recover(ctx, res))
+        ok = error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
     PQclear(res);
-    survived = rows <= (long long)ctx->doubt_applied ? 0 : (size_t)rows - ctx->doubt_applied;
-    if (survived > ctx->batch_end - ctx->doubt_from)
-        survived = ctx->batch_end - ctx->doubt_from;
-    for (size_t i = seen; i < survived; i++)
-        log_info("applied %s (its commit was confirmed after reconnecting)",
-                 ctx->items[ctx->doubt_from + i]->step->file_name);
-    if (survived < seen)
-        log_warn("%zu of the %zu steps committed before the connection was lost are gone with it;"
-                 " applying them again",
-                 seen - survived, seen);
-    ctx->failed = ctx->doubt_from + survived;
-    ctx->stats->applied = ctx->doubt_applied + survived;
-    return true;
+    ctx->in_doubt = !ok;
+    return ok;
 }
 
 /* Waits before retrying a transient failure, reconnecting when the connection was lost. */
@@ -696,11 +749,17 @@ static bool apply_wait_retry(apply_ctx *ctx, int *attempts, backoff *b, pgstep_e
     if (!backoff_sleep(backoff_next_ms(b), 0, err))
         return false;
     if (conn_is_broken(*ctx->c)) {
+        char lost[sizeof(err->message)];
+
+        snprintf(lost, sizeof(lost), "%s", err->message);
         conn_close(*ctx->c);
         *ctx->c = NULL;
         error_clear(err); /* primary_wait stops at an attempt that leaves an error set */
-        if (!primary_wait(ctx->cfg, ctx->c, err) ||
-            (ctx->in_doubt && !apply_settle_doubt(ctx, err)))
+        if (!primary_wait(ctx->cfg, ctx->c, err)) {
+            error_detail(err, "The connection was lost while applying %s: %s", s->file_name, lost);
+            return false;
+        }
+        if (ctx->in_doubt && !apply_settle_doubt(ctx, err))
             return false;
     }
     error_clear(err);
@@ -742,6 +801,18 @@ static bool apply_collect_work(const plan *p, apply_ctx *ctx)
     return true;
 }
 
+/* The connection was lost while items [from, end) were sent: what they committed is in doubt
+ * until the retry has reconnected. */
+static apply_outcome apply_lost(apply_ctx *ctx, size_t from, size_t end, pgstep_error *err)
+{
+    ctx->doubt_from = ctx->in_doubt && ctx->doubt_from < from ? ctx->doubt_from : from;
+    ctx->doubt_end = ctx->in_doubt && ctx->doubt_end > end ? ctx->doubt_end : end;
+    ctx->in_doubt = true;
+    if (!error_is_set(err))
+        error_set(err, PGSTEP_EXIT_TEMPFAIL, "the connection to the server was lost");
+    return APPLY_RETRY;
+}
+
 /* Where the next batch ends: before the next no-transaction step. */
 static size_t apply_segment_end(const apply_ctx *ctx, size_t pos)
 {
@@ -765,7 +836,9 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
     apply_ctx_init(&ctx, c, cfg, sql, stats);
     ctx.need_bootstrap = !installed;
     ctx.batch = batch_new();
-    if (!ctx.batch || !apply_collect_work(p, &ctx)) {
+    if (!ctx.batch || !apply_collect_work(p, &ctx) ||
+        !(ctx.mine = calloc(ctx.nitems + 1, sizeof(bool)))) {
+        free(ctx.items);
         batch_free(ctx.batch);
         return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
     }
@@ -778,6 +851,9 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
         apply_outcome outcome =
             batched ? apply_segment(&ctx, pos, end, err) : apply_no_transaction(&ctx, pos, err);
 
+        if (outcome != APPLY_DONE && outcome != APPLY_FAILED && conn_is_broken(*c))
+            outcome = apply_lost(&ctx, pos, batched ? ctx.batch_end : pos + 1, err);
+
         /* Retries and lock waits are budgeted per step: a new step starts afresh. */
         if (outcome != APPLY_DONE && ctx.failed != stuck_at) {
             stuck_at = ctx.failed;
@@ -789,7 +865,7 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
             pos = batched ? ctx.batch_end : pos + 1;
             break;
         case APPLY_RESUME:
-            stats->applied_by_other++;
+            stats->applied_by_other += !ctx.mine[ctx.failed];
             pos = ctx.failed + 1;
             break;
         case APPLY_LOCK_BUSY:
@@ -806,6 +882,7 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
         }
     }
     free(ctx.items);
+    free(ctx.mine);
     batch_free(ctx.batch);
     return ok;
 }

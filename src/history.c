@@ -134,7 +134,8 @@ bool history_sql_build(const char *schema, history_sql *out)
             " FROM %1$s.history"
             " ORDER BY kind, version, description, id DESC",
             s);
-        out->run_rows = history_format("SELECT count(*) FROM %s.history WHERE run_id = $1", s);
+        out->run_rows = history_format(
+            "SELECT kind, version, description, checksum FROM %s.history WHERE run_id = $1", s);
         out->begin_fn = history_format("%s.step_begin_2", s);
         out->end_fn = history_format("%s.step_end_1", s);
         out->step_begin = history_format("SELECT %s.step_begin_2($1, $2, $3, $4, $5, $6, $7)", s);

@@ -36,7 +36,7 @@ typedef struct history history;
 typedef struct history_sql {
     char *create[HISTORY_CREATE_COUNT]; /* each idempotent; run under the lock */
     char *select;                       /* latest entry per step */
-    char *run_rows;                     /* how many rows the run with id $1 recorded */
+    char *run_rows;   /* kind, version, description, checksum of what run $1 recorded */
     char *exists;     /* whether the table exists, and the functions of this version */
     char *begin_fn;   /* qualified name of step_begin(lock key, kind, version, description,
                        * checksum, statement_timeout, lock_timeout): takes the transaction lock
