@@ -3,7 +3,9 @@
 # the WAL flush: crash recovery keeps the WAL that reached the kernel and takes back the rest,
 # at least the last commit, whose WAL page was never completed. apply waits for the server to
 # come back, finds from its history rows which of the three are gone, applies them again with
-# the rest, and exits 0 with every step recorded exactly once.
+# the rest, and exits 0 with every step recorded exactly once. Then, on a new database, two
+# crashes, the first before any result of the first batch arrived: the commits the run never
+# heard of count as its own.
 . "$(dirname "$0")/../lib/testlib.sh"
 
 work=$(pg_make_dir)
@@ -26,34 +28,67 @@ connection: { conninfo = "$(t_dsn postgres "$port")"; password_file = "$PGSTEP_T
 wait: { timeout = 60; };
 CONF
 
-# A bystander whose backend is killed: the postmaster then restarts every backend and recovers.
-pg_psql "$port" postgres -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
-bystander=$!
-t_on_exit "kill $bystander 2>/dev/null || true"
+# crash_during_sleep DB HISTORY: once pgstep sleeps in a step and DB's history holds the versions
+# HISTORY, kill a bystander's backend; the postmaster then restarts every backend and recovers.
+crash_during_sleep() {
+    local state='' bystander victim=''
+    for _ in $(seq 1 400); do
+        state=$(pg_psql "$port" "$1" -c "
+            SELECT (SELECT count(*) FROM pg_stat_activity
+                    WHERE application_name = 'pgstep' AND wait_event = 'PgSleep') || '/' ||
+                   CASE WHEN pg_catalog.to_regclass('pgstep.history') IS NULL THEN ''
+                        ELSE (SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '')
+                              FROM pgstep.history) END" 2>/dev/null || true)
+        [ "$state" = "1/$2" ] && break
+        sleep 0.05
+    done
+    [ "$state" = "1/$2" ] || t_fail "pgstep never slept with history '$2' in $1 (last: $state)"
+    pg_psql "$port" postgres -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+    bystander=$!
+    for _ in $(seq 1 100); do
+        victim=$(pg_psql "$port" postgres -c "SELECT pid FROM pg_stat_activity
+                                              WHERE query = 'SELECT pg_sleep(60)'")
+        [ -n "$victim" ] && break
+        sleep 0.01
+    done
+    [ -n "$victim" ] || t_fail "the bystander's backend was not found"
+    kill -KILL "$victim"
+    wait "$bystander" 2>/dev/null || true
+}
+history_of() {
+    pg_psql "$port" "$1" -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgstep.history"
+}
+
 "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
 runner=$!
-sleeping=
-for _ in $(seq 1 200); do
-    sleeping=$(pg_psql "$port" postgres -c "SELECT count(*) FROM pg_stat_activity
-                                            WHERE application_name = 'pgstep'
-                                              AND wait_event = 'PgSleep'" 2>/dev/null || true)
-    [ "$sleeping" = 1 ] && break
-    sleep 0.05
-done
-[ "$sleeping" = 1 ] || t_fail "pgstep never reached the sleeping step"
-victim=$(pg_psql "$port" postgres -c "SELECT pid FROM pg_stat_activity
-                                      WHERE query = 'SELECT pg_sleep(60)'")
-[ -n "$victim" ] || t_fail "the bystander's backend was not found"
-kill -KILL "$victim"
-
+crash_during_sleep postgres 1,2,3
 rc=0
 wait "$runner" || rc=$?
 [ "$rc" = 0 ] || { cat "$T_DIR/stderr" >&2; t_fail "apply exited $rc after the crash, expected 0"; }
 t_stderr_has 'retrying V4__sleep.sql after a transient error'
 t_stderr_has '[123] of the steps committed before the connection was lost are gone with it'
-recorded=$(pg_psql "$port" postgres -c "SELECT string_agg(version::text, ',' ORDER BY version)
-                                        FROM pgstep.history")
-[ "$recorded" = 1,2,3,4 ] || t_fail "history after the crash: $recorded, expected 1,2,3,4"
+[ "$(history_of postgres)" = 1,2,3,4 ] || t_fail "history after the crash: $(history_of postgres)"
 tables=$(pg_psql "$port" postgres -c "SELECT count(*) FROM pg_class WHERE relname IN ('t_1', 't_2', 't_3')")
 [ "$tables" = 3 ] || t_fail "$tables of the 3 tables exist after the crash"
-t_ok "the steps a crash took back were applied again, each recorded once"
+
+# Two crashes; no notice before the first sleep, so its batch's results never arrive.
+pg_psql "$port" postgres -c "CREATE DATABASE twice" >/dev/null
+mkdir "$T_DIR/steps2"
+for i in 1 2 3 5 6 7; do
+    printf 'CREATE TABLE t_%d (id int);\n' "$i" >"$T_DIR/steps2/V${i}__t_$i.sql"
+done
+printf 'SELECT pg_sleep(2);\nCREATE TABLE t_4 (id int);\n' >"$T_DIR/steps2/V4__sleep.sql"
+printf 'SELECT pg_sleep(2);\nCREATE TABLE t_8 (id int);\n' >"$T_DIR/steps2/V8__sleep.sql"
+"$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" --dsn "$(t_dsn twice "$port")" -d "$T_DIR/steps2" apply \
+    >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+runner=$!
+crash_during_sleep twice 1,2,3
+crash_during_sleep twice 1,2,3,4,5,6,7
+rc=0
+wait "$runner" || rc=$?
+[ "$rc" = 0 ] || { cat "$T_DIR/stderr" >&2; t_fail "apply exited $rc after two crashes, expected 0"; }
+t_stderr_lacks 'applied by another runner'
+[ "$(history_of twice)" = 1,2,3,4,5,6,7,8 ] || t_fail "history after two crashes: $(history_of twice)"
+tables=$(pg_psql "$port" twice -c "SELECT count(*) FROM pg_class WHERE relname LIKE 't\_%'")
+[ "$tables" = 8 ] || t_fail "$tables of the 8 tables exist after two crashes"
+t_ok "the steps crashes took back were applied again, each recorded once"
