@@ -26,6 +26,7 @@
 #include "pgstep/backoff.h"
 #include "pgstep/batch.h"
 #include "pgstep/exitcode.h"
+#include "pgstep/interrupt.h"
 #include "pgstep/lexer.h"
 #include "pgstep/log.h"
 #include "pgstep/primary.h"
@@ -88,7 +89,9 @@ typedef struct apply_ctx {
     char host[256];
     char bootstrap_lock[256]; /* DO block taking the lock before step_begin exists */
     apply_stats *stats;
-    bool *mine; /* mine[k]: this run saw item k commit */
+    bool *mine;          /* mine[k]: this run saw item k commit */
+    bool *by_other;      /* by_other[k]: another runner applied item k meanwhile */
+    char own_detail[64]; /* PGS02's detail when the row found is this run's */
     /* The connection was lost while items [doubt_from, doubt_end) were sent: their commits may
      * not have been flushed, or not seen. */
     bool in_doubt;
@@ -133,6 +136,7 @@ static void apply_ctx_init(apply_ctx *ctx, conn **c, const pgstep_config *cfg,
     snprintf(ctx->lock_timeout, sizeof(ctx->lock_timeout), "%ds", cfg->apply_lock_timeout);
     randombytes_buf(id, sizeof(id));
     sodium_bin2hex(ctx->run_id, sizeof(ctx->run_id), id, sizeof(id));
+    snprintf(ctx->own_detail, sizeof(ctx->own_detail), HISTORY_APPLIED_BY "%s.", ctx->run_id);
     if (gethostname(ctx->host, sizeof(ctx->host)) != 0)
         ctx->host[0] = '\0';
     ctx->host[sizeof(ctx->host) - 1] = '\0';
@@ -323,11 +327,26 @@ static bool apply_next_ok(apply_ctx *ctx, PGresult **res, pgstep_error *err)
     return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
 }
 
-static void apply_log_by_other(const step *s)
+/* Item ctx->failed turned out to be applied already (PGS02, with detail): by this run, when the
+ * row carries its run id (a commit whose result was lost with the connection), or by another
+ * runner. Counted once, however often a retry finds it again. */
+static void apply_found_applied(apply_ctx *ctx, const step *s, const char *detail)
 {
-    log_field fields[] = {LOG_STR("step", s->file_name)};
+    size_t k = ctx->failed;
 
-    log_event(LOG_INFO, fields, 1, "%s was applied by another runner meanwhile", s->file_name);
+    if (ctx->mine[k] || ctx->by_other[k])
+        return;
+    if (detail && strcmp(detail, ctx->own_detail) == 0) {
+        ctx->mine[k] = true;
+        ctx->stats->applied++;
+        log_info("applied %s (its commit was confirmed after reconnecting)", s->file_name);
+    } else {
+        log_field fields[] = {LOG_STR("step", s->file_name)};
+
+        ctx->by_other[k] = true;
+        ctx->stats->applied_by_other++;
+        log_event(LOG_INFO, fields, 1, "%s was applied by another runner meanwhile", s->file_name);
+    }
 }
 
 /* Reads BEGIN and what took the lock: step_begin for step s, the bootstrap's DO block when s is
@@ -350,8 +369,7 @@ static apply_outcome apply_read_begin(apply_ctx *ctx, const step *s, pgstep_erro
         if (strcmp(sqlstate, HISTORY_SQLSTATE_LOCK_BUSY) == 0) {
             outcome = APPLY_LOCK_BUSY;
         } else if (s && strcmp(sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
-            if (!ctx->mine[ctx->failed])
-                apply_log_by_other(s);
+            apply_found_applied(ctx, s, PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
             outcome = APPLY_RESUME;
         } else {
             outcome = apply_step_error(ctx, s, res, s ? s->nstatements : 0, err);
@@ -544,9 +562,8 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
     outcome = apply_exec(ctx, s, s->nstatements, ctx->sql->step_begin, 7, begin, &res, err);
     PQclear(res);
     if (outcome != APPLY_DONE && strcmp(err->sqlstate, HISTORY_SQLSTATE_APPLIED) == 0) {
+        apply_found_applied(ctx, s, err->detail);
         error_clear(err);
-        if (!ctx->mine[ctx->failed])
-            apply_log_by_other(s);
         return APPLY_RESUME;
     }
     if (outcome != APPLY_DONE)
@@ -658,10 +675,11 @@ static bool apply_history_exists(apply_ctx *ctx, bool *exists, pgstep_error *err
     return true;
 }
 
-/* Moves ctx->failed to where the run goes on, from the rows in res; see recover.h. */
+/* Moves ctx->failed to where the run goes on, from the rows in res (NULL: no history at all);
+ * see recover.h. */
 static bool apply_recover(apply_ctx *ctx, const PGresult *res)
 {
-    int nrows = PQntuples(res);
+    int nrows = res ? PQntuples(res) : 0;
     recover_row *rows = calloc((size_t)nrows + 1, sizeof(*rows));
     bool *before = malloc(ctx->doubt_end + 1);
     size_t gone = 0;
@@ -710,7 +728,8 @@ static bool apply_settle_doubt(apply_ctx *ctx, pgstep_error *err)
     PGresult *res = NULL;
     bool ok;
 
-    ok = (!ctx->need_bootstrap || apply_history_exists(ctx, &exists, err)) &&
+    /* Even a history created in an earlier batch may be gone, with a lossy failover. */
+    ok = apply_history_exists(ctx, &exists, err) &&
          (!exists || (res = conn_query(*ctx->c, ctx->sql->run_rows, 1, params, err)));
     if (!ok) {
         if (!conn_is_broken(*ctx->c) || apply_interrupted(err))
@@ -718,9 +737,7 @@ static bool apply_settle_doubt(apply_ctx *ctx, pgstep_error *err)
         error_clear(err);
         return true;
     }
-    if (!exists) /* nothing was committed */
-        ctx->failed = ctx->doubt_from;
-    else if (!apply_recover(ctx, res))
+    if (!apply_recover(ctx, res))
         ok = error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
     PQclear(res);
     ctx->in_doubt = !ok;
@@ -732,6 +749,8 @@ static bool apply_wait_retry(apply_ctx *ctx, int *attempts, backoff *b, pgstep_e
 {
     const step *s = ctx->items[ctx->failed]->step;
 
+    if (interrupt_check(err))
+        return false;
     if (*attempts == 0)
         backoff_init(b, APPLY_RETRY_FIRST_DELAY_MS, ctx->cfg->wait_max_interval_ms);
     if (++*attempts > ctx->cfg->retries) {
@@ -756,7 +775,11 @@ static bool apply_wait_retry(apply_ctx *ctx, int *attempts, backoff *b, pgstep_e
         *ctx->c = NULL;
         error_clear(err); /* primary_wait stops at an attempt that leaves an error set */
         if (!primary_wait(ctx->cfg, ctx->c, err)) {
-            error_detail(err, "The connection was lost while applying %s: %s", s->file_name, lost);
+            char prior[sizeof(err->detail)];
+
+            snprintf(prior, sizeof(prior), "%s", err->detail);
+            error_detail(err, "%s%sThe connection was lost while applying %s: %s", prior,
+                         *prior ? " " : "", s->file_name, lost);
             return false;
         }
         if (ctx->in_doubt && !apply_settle_doubt(ctx, err))
@@ -837,8 +860,10 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
     ctx.need_bootstrap = !installed;
     ctx.batch = batch_new();
     if (!ctx.batch || !apply_collect_work(p, &ctx) ||
-        !(ctx.mine = calloc(ctx.nitems + 1, sizeof(bool)))) {
+        !(ctx.mine = calloc(ctx.nitems + 1, sizeof(bool))) ||
+        !(ctx.by_other = calloc(ctx.nitems + 1, sizeof(bool)))) {
         free(ctx.items);
+        free(ctx.mine);
         batch_free(ctx.batch);
         return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
     }
@@ -865,7 +890,6 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
             pos = batched ? ctx.batch_end : pos + 1;
             break;
         case APPLY_RESUME:
-            stats->applied_by_other += !ctx.mine[ctx.failed];
             pos = ctx.failed + 1;
             break;
         case APPLY_LOCK_BUSY:
@@ -883,6 +907,7 @@ bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, cons
     }
     free(ctx.items);
     free(ctx.mine);
+    free(ctx.by_other);
     batch_free(ctx.batch);
     return ok;
 }

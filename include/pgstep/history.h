@@ -31,6 +31,8 @@ typedef struct history history;
 /* SQLSTATEs raised by step_begin. */
 #define HISTORY_SQLSTATE_LOCK_BUSY "PGS01"
 #define HISTORY_SQLSTATE_APPLIED   "PGS02"
+/* The detail of PGS02, followed by the run id of the row found and a period. */
+#define HISTORY_APPLIED_BY "Applied by run "
 
 /* The SQL pgstep sends about its history, built once for the configured schema. */
 typedef struct history_sql {

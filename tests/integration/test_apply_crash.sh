@@ -28,10 +28,12 @@ connection: { conninfo = "$(t_dsn postgres "$port")"; password_file = "$PGSTEP_T
 wait: { timeout = 60; };
 CONF
 
-# crash_during_sleep DB HISTORY: once pgstep sleeps in a step and DB's history holds the versions
-# HISTORY, kill a bystander's backend; the postmaster then restarts every backend and recovers.
+# crash_during_sleep DB HISTORY [own]: once pgstep sleeps in a step and DB's history holds the
+# versions HISTORY, kill a bystander's backend, or with "own" pgstep's, which then never sends
+# the results it holds; either way the postmaster restarts every backend and recovers.
 crash_during_sleep() {
-    local state='' bystander victim=''
+    local state='' bystander victim='' who="query = 'SELECT pg_sleep(60)'"
+    [ "${3:-}" = own ] && who="application_name = 'pgstep'"
     for _ in $(seq 1 400); do
         state=$(pg_psql "$port" "$1" -c "
             SELECT (SELECT count(*) FROM pg_stat_activity
@@ -46,12 +48,11 @@ crash_during_sleep() {
     pg_psql "$port" postgres -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
     bystander=$!
     for _ in $(seq 1 100); do
-        victim=$(pg_psql "$port" postgres -c "SELECT pid FROM pg_stat_activity
-                                              WHERE query = 'SELECT pg_sleep(60)'")
+        victim=$(pg_psql "$port" postgres -c "SELECT pid FROM pg_stat_activity WHERE $who")
         [ -n "$victim" ] && break
         sleep 0.01
     done
-    [ -n "$victim" ] || t_fail "the bystander's backend was not found"
+    [ -n "$victim" ] || t_fail "the backend to kill was not found"
     kill -KILL "$victim"
     wait "$bystander" 2>/dev/null || true
 }
@@ -71,7 +72,7 @@ t_stderr_has '[123] of the steps committed before the connection was lost are go
 tables=$(pg_psql "$port" postgres -c "SELECT count(*) FROM pg_class WHERE relname IN ('t_1', 't_2', 't_3')")
 [ "$tables" = 3 ] || t_fail "$tables of the 3 tables exist after the crash"
 
-# Two crashes; no notice before the first sleep, so its batch's results never arrive.
+# Two crashes; the first kills pgstep's own backend, so its batch's results never arrive.
 pg_psql "$port" postgres -c "CREATE DATABASE twice" >/dev/null
 mkdir "$T_DIR/steps2"
 for i in 1 2 3 5 6 7; do
@@ -82,12 +83,13 @@ printf 'SELECT pg_sleep(2);\nCREATE TABLE t_8 (id int);\n' >"$T_DIR/steps2/V8__s
 "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" --dsn "$(t_dsn twice "$port")" -d "$T_DIR/steps2" apply \
     >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
 runner=$!
-crash_during_sleep twice 1,2,3
+crash_during_sleep twice 1,2,3 own
 crash_during_sleep twice 1,2,3,4,5,6,7
 rc=0
 wait "$runner" || rc=$?
 [ "$rc" = 0 ] || { cat "$T_DIR/stderr" >&2; t_fail "apply exited $rc after two crashes, expected 0"; }
 t_stderr_lacks 'applied by another runner'
+t_stderr_has 'applied V1__t_1.sql \(its commit was confirmed after reconnecting\)'
 [ "$(history_of twice)" = 1,2,3,4,5,6,7,8 ] || t_fail "history after two crashes: $(history_of twice)"
 tables=$(pg_psql "$port" twice -c "SELECT count(*) FROM pg_class WHERE relname LIKE 't\_%'")
 [ "$tables" = 8 ] || t_fail "$tables of the 8 tables exist after two crashes"
