@@ -327,6 +327,12 @@ static bool apply_next_ok(apply_ctx *ctx, PGresult **res, pgstep_error *err)
     return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
 }
 
+/* This run's commit of s, whose result never arrived, was found after reconnecting. */
+static void apply_log_confirmed(const step *s)
+{
+    log_info("applied %s (its commit was confirmed after reconnecting)", s->file_name);
+}
+
 /* Item ctx->failed turned out to be applied already (PGS02, with detail): by this run, when the
  * row carries its run id (a commit whose result was lost with the connection), or by another
  * runner. Counted once, however often a retry finds it again. */
@@ -339,7 +345,7 @@ static void apply_found_applied(apply_ctx *ctx, const step *s, const char *detai
     if (detail && strcmp(detail, ctx->own_detail) == 0) {
         ctx->mine[k] = true;
         ctx->stats->applied++;
-        log_info("applied %s (its commit was confirmed after reconnecting)", s->file_name);
+        apply_log_confirmed(s);
     } else {
         log_field fields[] = {LOG_STR("step", s->file_name)};
 
@@ -705,8 +711,7 @@ static bool apply_recover(apply_ctx *ctx, const PGresult *res)
             ctx->stats->applied--;
         } else if (!before[k] && ctx->mine[k]) {
             ctx->stats->applied++;
-            log_info("applied %s (its commit was confirmed after reconnecting)",
-                     ctx->items[k]->step->file_name);
+            apply_log_confirmed(ctx->items[k]->step);
         }
     }
     if (gone)
