@@ -8,14 +8,8 @@
 # heard of count as its own.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-work=$(pg_make_dir)
-port=$(pg_free_port)
-pg_as_owner mkdir -m 700 "$work/data"
-t_on_exit "pg_stop '$work/data'; rm -rf '$work'"
-pg_init "$work/data" "$port"
-pg_slow_flush "$work/data"
-pg_start "$work/data"
-pg_prime_wal_writer "$port"
+t_slow_flush_server
+port=$T_SERVER_PORT
 
 mkdir "$T_DIR/steps"
 for i in 1 2 3; do

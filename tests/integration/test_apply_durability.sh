@@ -6,14 +6,8 @@
 # commit stays unflushed long enough to be seen: the WAL flushed up to where it was inserted.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-work=$(pg_make_dir)
-port=$(pg_free_port)
-pg_as_owner mkdir -m 700 "$work/data"
-t_on_exit "pg_stop '$work/data'; rm -rf '$work'"
-pg_init "$work/data" "$port"
-pg_slow_flush "$work/data"
-pg_start "$work/data"
-pg_prime_wal_writer "$port"
+t_slow_flush_server
+port=$T_SERVER_PORT
 
 sql() { pg_psql "$port" postgres -c "$1"; }
 flushed() { sql "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"; }
