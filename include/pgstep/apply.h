@@ -1,6 +1,7 @@
 /* Applying a plan: each step in its own transaction under a transaction-level advisory lock,
- * many steps per round trip in pipeline mode; steps marked no-transaction statement by statement
- * under a session-level lock. Exactly once even with several runners at once. */
+ * many steps per round trip in one multi-statement message; steps marked no-transaction
+ * statement by statement under a session-level lock. Exactly once even with several runners at
+ * once. */
 #ifndef PGSTEP_APPLY_H
 #define PGSTEP_APPLY_H
 
