@@ -50,3 +50,11 @@ bool error_is_set(const pgstep_error *err)
 {
     return err->exit_code != 0;
 }
+
+const char *error_errno_text(int errnum, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", strerror(errnum));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}

@@ -1,32 +1,26 @@
-/* The step set: a directory of step files read, validated, substituted, split and checksummed
- * before any connection is made. Every problem is logged and loading goes on, so one run shows
- * them all. */
+/* The step set: lists a directory's step files, checks their names and versions, assembles each
+ * step (its text from stepfile.c, its directives from directives.c) and orders them. Every problem
+ * is logged and loading goes on, so one run shows them all. */
 #include "pgstep/stepset.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "pgstep/directives.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/log.h"
+#include "pgstep/stepfile.h"
 
-#define STEPSET_MAX_FILE_SIZE (16 * 1024 * 1024)
-#define STEPSET_SUFFIX        ".sql"
+#define STEPSET_SUFFIX ".sql"
 
 #define STEPSET_NAME_HINT                                                                          \
     "Step files are named V<version>__<description>.sql or R__<description>.sql."
-#define STEPSET_DIRECTIVE_HINT "Known directives are \"no-transaction\" and \"rerun-when <query>\"."
-#define STEPSET_TXN_HINT                                                                           \
-    "Remove the statement, or put \"-- pgstep: no-transaction\" at the top of the file to run "    \
-    "the step outside a transaction."
 
 struct stepset {
     char *dir;
@@ -51,12 +45,11 @@ typedef struct step_name {
     long long version;
 } step_name;
 
-/* Directives from the leading comment block of a step file. */
-typedef struct directives {
-    bool no_transaction;
-    char *rerun_query; /* as written, not substituted yet */
-    int rerun_line;
-} directives;
+/* One file's problems as the other modules report them: to its loader, under its name. */
+typedef struct file_problems {
+    loader *ld;
+    const char *name;
+} file_problems;
 
 static void stepset_problem(loader *ld, const char *file_name, int line, const char *hint,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -97,37 +90,12 @@ static void stepset_problem(loader *ld, const char *file_name, int line, const c
     }
 }
 
-/* strerror text in the style of the messages around it, lowercase. */
-static const char *errno_text(int errnum, char *buf, size_t size)
+/* A directives_problem_fn: ctx is a file_problems. */
+static void stepset_file_problem(void *ctx, int line, const char *hint, const char *message)
 {
-    snprintf(buf, size, "%s", strerror(errnum));
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
-}
+    const file_problems *fp = ctx;
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t dlen = strlen(dir), nlen = strlen(name);
-    char *path = malloc(dlen + nlen + 2);
-
-    if (path) {
-        memcpy(path, dir, dlen);
-        path[dlen] = '/';
-        memcpy(path + dlen + 1, name, nlen + 1);
-    }
-    return path;
-}
-
-static int line_of(const char *text, size_t offset)
-{
-    int line = 1;
-
-    for (size_t i = 0; i < offset; i++) {
-        if (text[i] == '\n')
-            line++;
-    }
-    return line;
+    stepset_problem(fp->ld, fp->name, line, hint, "%s", message);
 }
 
 /* ---- File names ---- */
@@ -192,7 +160,7 @@ static bool list_sql_files(const char *dir, char ***out, size_t *count, pgstep_e
 
     if (!d)
         return error_set(err, PGSTEP_EXIT_STEPSET, "could not open step directory \"%s\": %s", dir,
-                         errno_text(errno, errbuf, sizeof(errbuf)));
+                         error_errno_text(errno, errbuf, sizeof(errbuf)));
     for (;;) {
         errno = 0;
         de = readdir(d);
@@ -224,7 +192,7 @@ static bool list_sql_files(const char *dir, char ***out, size_t *count, pgstep_e
             free(names[i]);
         free(names);
         return error_set(err, PGSTEP_EXIT_STEPSET, "could not read step directory \"%s\": %s", dir,
-                         errno_text(saved, errbuf, sizeof(errbuf)));
+                         error_errno_text(saved, errbuf, sizeof(errbuf)));
     }
     closedir(d);
     if (n > 1)
@@ -274,421 +242,7 @@ static void check_duplicate_versions(loader *ld, step_name *names, size_t n)
     free(versioned);
 }
 
-/* ---- Reading a file ---- */
-
-/* The target of a symbolic link that stays inside the directory, malloc'ed; NULL after logging
- * the problem. */
-static char *resolve_link(loader *ld, const char *name, const char *path)
-{
-    char errbuf[128];
-    char *target;
-    size_t dlen = strlen(ld->real_dir);
-
-    target = realpath(path, NULL);
-    if (!target) {
-        stepset_problem(ld, name, 0, NULL, "could not resolve symbolic link: %s",
-                        errno_text(errno, errbuf, sizeof(errbuf)));
-        return NULL;
-    }
-    /* Inside means under the resolved directory, so "../dir2/x.sql" or an absolute link to
-     * another tree is refused even if it happens to look similar. */
-    if (strncmp(target, ld->real_dir, dlen) != 0 ||
-        (target[dlen] != '/' && !(dlen > 0 && ld->real_dir[dlen - 1] == '/'))) {
-        stepset_problem(ld, name, 0, NULL,
-                        "symbolic link points outside the step directory, to \"%s\"", target);
-        free(target);
-        return NULL;
-    }
-    return target;
-}
-
-/* Opens a step file without following links, except a link that stays inside the directory.
- * O_NONBLOCK: a FIFO must not hang the load (it is refused as not a regular file). Returns -1
- * after logging the problem. */
-static int open_step_file(loader *ld, const char *name, const char *path)
-{
-    const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-    char errbuf[128];
-    int fd = open(path, flags);
-
-    if (fd < 0 && errno == ELOOP) {
-        char *target = resolve_link(ld, name, path);
-
-        if (!target)
-            return -1;
-        fd = open(target, flags);
-        free(target);
-    }
-    if (fd < 0)
-        stepset_problem(ld, name, 0, NULL, "could not open step file: %s",
-                        errno_text(errno, errbuf, sizeof(errbuf)));
-    return fd;
-}
-
-/* Reads the whole step file at path into a malloc'ed buffer. */
-static char *read_file_capped(loader *ld, const char *name, const char *path, size_t *len)
-{
-    char errbuf[128];
-    struct stat st;
-    char *buf = NULL;
-    size_t size = 0, capacity;
-    int fd;
-
-    fd = open_step_file(ld, name, path);
-    if (fd < 0)
-        return NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        stepset_problem(ld, name, 0, NULL, "not a regular file");
-        goto fail;
-    }
-    if (st.st_size > STEPSET_MAX_FILE_SIZE)
-        goto too_large;
-    /* One byte more than the file holds, to notice a file that grew meanwhile. */
-    capacity = (size_t)st.st_size + 1;
-    if (!(buf = malloc(capacity + 1))) {
-        stepset_problem(ld, name, 0, NULL, "out of memory");
-        goto fail;
-    }
-    for (;;) {
-        ssize_t got;
-
-        if (size == capacity) {
-            char *grown;
-
-            if (capacity > STEPSET_MAX_FILE_SIZE)
-                goto too_large;
-            capacity =
-                capacity * 2 > STEPSET_MAX_FILE_SIZE + 1 ? STEPSET_MAX_FILE_SIZE + 1 : capacity * 2;
-            if (!(grown = realloc(buf, capacity + 1))) {
-                stepset_problem(ld, name, 0, NULL, "out of memory");
-                goto fail;
-            }
-            buf = grown;
-        }
-        got = read(fd, buf + size, capacity - size);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            stepset_problem(ld, name, 0, NULL, "could not read step file: %s",
-                            errno_text(errno, errbuf, sizeof(errbuf)));
-            goto fail;
-        }
-        if (got == 0)
-            break;
-        size += (size_t)got;
-        /* A short read of a regular file is its end: no second read needed to see EOF. */
-        if (size < capacity)
-            break;
-    }
-    if (size > STEPSET_MAX_FILE_SIZE)
-        goto too_large;
-    close(fd);
-    buf[size] = '\0';
-    *len = size;
-    return buf;
-
-too_large:
-    stepset_problem(ld, name, 0, NULL, "step file is larger than the limit of %d MiB",
-                    STEPSET_MAX_FILE_SIZE / (1024 * 1024));
-fail:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
-/* ---- Checking the text ---- */
-
-/* Length of the valid UTF-8 sequence at p, or 0: rejects overlong forms, surrogates and code
- * points past U+10FFFF, as PostgreSQL's pg_utf8_islegal does. */
-static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    if (avail < n)
-        return 0;
-    /* The second byte carries the range limits. */
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    }
-    return n;
-}
-
-/* Offset of the first byte that is not valid UTF-8, or len if all is valid. */
-static size_t utf8_invalid_offset(const char *text, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        size_t n = utf8_sequence_len((const unsigned char *)text + i, len - i);
-
-        if (n == 0)
-            return i;
-        i += n;
-    }
-    return len;
-}
-
-static bool only_whitespace(const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (!strchr(" \t\n\r\f\v", text[i]))
-            return false;
-    }
-    return true;
-}
-
-/* Rejects what is not text: NUL bytes, invalid UTF-8, a byte order mark, emptiness. */
-static bool check_text(loader *ld, const char *name, const char *text, size_t len)
-{
-    const char *nul = memchr(text, '\0', len);
-    size_t bad;
-
-    if (nul) {
-        stepset_problem(ld, name, line_of(text, (size_t)(nul - text)), NULL,
-                        "step file contains a NUL byte");
-        return false;
-    }
-    bad = utf8_invalid_offset(text, len);
-    if (bad < len) {
-        stepset_problem(ld, name, line_of(text, bad), NULL,
-                        "invalid byte sequence for encoding \"UTF8\": 0x%02x",
-                        (unsigned char)text[bad]);
-        return false;
-    }
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
-        stepset_problem(ld, name, 1, "Save the file as UTF-8 without a byte order mark.",
-                        "step file starts with a byte order mark");
-        return false;
-    }
-    if (only_whitespace(text, len)) {
-        stepset_problem(ld, name, 0, NULL, "step file is empty");
-        return false;
-    }
-    return true;
-}
-
-/* Turns every CRLF into LF in place; a lone CR stays. Lines keep their numbers. */
-static size_t crlf_to_lf(char *text, size_t len)
-{
-    size_t out = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
-            continue;
-        text[out++] = text[i];
-    }
-    text[out] = '\0';
-    return out;
-}
-
-/* ---- Directives ---- */
-
-static bool is_blank_char(char c)
-{
-    return c == ' ' || c == '\t' || c == '\f' || c == '\r' || c == '\v';
-}
-
-/* If the line [p, end) is a "-- pgstep:" comment, returns where the directive starts. */
-static const char *directive_text(const char *p, const char *end)
-{
-    while (p < end && is_blank_char(*p))
-        p++;
-    if (end - p < 2 || p[0] != '-' || p[1] != '-')
-        return NULL;
-    p += 2;
-    while (p < end && is_blank_char(*p))
-        p++;
-    /* Any case, so that "-- PGSTEP: ..." is checked too rather than silently ignored. */
-    if (end - p < 7 || strncasecmp(p, "pgstep:", 7) != 0)
-        return NULL;
-    p += 7;
-    while (p < end && is_blank_char(*p))
-        p++;
-    return p;
-}
-
-static void parse_directive(loader *ld, const char *name, step_kind kind, int line, const char *p,
-                            const char *end, directives *d)
-{
-    const char *word = p, *arg;
-    size_t wlen;
-
-    while (end > p && is_blank_char(end[-1]))
-        end--;
-    while (p < end && !is_blank_char(*p))
-        p++;
-    wlen = (size_t)(p - word);
-    arg = p;
-    while (arg < end && is_blank_char(*arg))
-        arg++;
-    if (wlen == 14 && strncmp(word, "no-transaction", wlen) == 0) {
-        if (arg < end)
-            stepset_problem(ld, name, line, NULL, "directive \"no-transaction\" takes no argument");
-        d->no_transaction = true;
-    } else if (wlen == 10 && strncmp(word, "rerun-when", wlen) == 0) {
-        if (kind != STEP_REPEATABLE)
-            stepset_problem(ld, name, line, NULL,
-                            "directive \"rerun-when\" is only allowed in repeatable (R__) steps");
-        else if (arg == end)
-            stepset_problem(ld, name, line, NULL, "directive \"rerun-when\" needs a query");
-        else if (d->rerun_query)
-            stepset_problem(ld, name, line, NULL, "duplicate directive \"rerun-when\"");
-        else if (!(d->rerun_query = strndup(arg, (size_t)(end - arg))))
-            stepset_problem(ld, name, line, NULL, "out of memory");
-        else
-            d->rerun_line = line;
-    } else if (wlen == 0) {
-        stepset_problem(ld, name, line, STEPSET_DIRECTIVE_HINT, "empty pgstep directive");
-    } else {
-        stepset_problem(ld, name, line, STEPSET_DIRECTIVE_HINT, "unknown directive \"%.*s\"",
-                        (int)(wlen > 64 ? 64 : wlen), word);
-    }
-}
-
-/* Reads directives from the leading block of blank and "--" lines. A directive further down
- * would be silently ignored, which is worse than an error, so it is one. */
-static bool parse_directives(loader *ld, const char *name, step_kind kind, const char *text,
-                             size_t len, directives *d)
-{
-    int before = ld->problems;
-    const char *p = text, *end = text + len;
-    bool leading = true;
-
-    for (int line = 1; p < end; line++) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *q = p, *directive;
-
-        if (!eol)
-            eol = end;
-        while (q < eol && is_blank_char(*q))
-            q++;
-        if (leading && q < eol && !(eol - q >= 2 && q[0] == '-' && q[1] == '-'))
-            leading = false;
-        directive = directive_text(p, eol);
-        if (directive && leading)
-            parse_directive(ld, name, kind, line, directive, eol, d);
-        else if (directive)
-            stepset_problem(ld, name, line,
-                            "Directives belong in the leading block of \"--\" comment lines.",
-                            "pgstep directive after the start of the SQL is not allowed");
-        p = eol < end ? eol + 1 : end;
-    }
-    return ld->problems == before;
-}
-
-/* ---- Statements ---- */
-
-/* Copies the next word of a statement (ASCII letters) after whitespace and comments into word;
- * an over-long word comes back empty, so it matches no keyword. */
-static void next_word(const char *s, size_t len, size_t *pos, char *word, size_t size)
-{
-    size_t i = *pos, start;
-
-    for (;;) {
-        while (i < len && strchr(" \t\n\r\f", s[i]))
-            i++;
-        if (i + 1 < len && s[i] == '-' && s[i + 1] == '-') {
-            while (i < len && s[i] != '\n' && s[i] != '\r')
-                i++;
-        } else if (i + 1 < len && s[i] == '/' && s[i + 1] == '*') {
-            int depth = 0;
-
-            for (i += 2; i < len; i++) {
-                if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
-                    depth++;
-                    i++;
-                } else if (s[i] == '*' && i + 1 < len && s[i + 1] == '/') {
-                    i++;
-                    if (depth-- == 0) {
-                        i++;
-                        break;
-                    }
-                }
-            }
-        } else {
-            break;
-        }
-    }
-    start = i;
-    while (i < len && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
-        i++;
-    word[0] = '\0';
-    if (i - start < size) {
-        memcpy(word, s + start, i - start);
-        word[i - start] = '\0';
-    }
-    *pos = i;
-}
-
-/* The transaction control command a statement is, or NULL. Such a statement would end the
- * transaction pgstep runs the step in, and the step's history row with it. */
-static const char *transaction_control(const char *stmt, size_t len)
-{
-    char w1[16], w2[16], w3[16];
-    size_t pos = 0;
-
-    next_word(stmt, len, &pos, w1, sizeof(w1));
-    next_word(stmt, len, &pos, w2, sizeof(w2));
-    if (strcasecmp(w1, "begin") == 0)
-        return "BEGIN";
-    if (strcasecmp(w1, "start") == 0)
-        return "START TRANSACTION";
-    if (strcasecmp(w1, "end") == 0)
-        return "END";
-    if (strcasecmp(w1, "abort") == 0)
-        return "ABORT";
-    if (strcasecmp(w1, "commit") == 0)
-        return strcasecmp(w2, "prepared") == 0 ? "COMMIT PREPARED" : "COMMIT";
-    if (strcasecmp(w1, "prepare") == 0)
-        return strcasecmp(w2, "transaction") == 0 ? "PREPARE TRANSACTION" : NULL;
-    if (strcasecmp(w1, "rollback") != 0)
-        return NULL;
-    if (strcasecmp(w2, "prepared") == 0)
-        return "ROLLBACK PREPARED";
-    if (strcasecmp(w2, "work") == 0 || strcasecmp(w2, "transaction") == 0)
-        next_word(stmt, len, &pos, w3, sizeof(w3));
-    else
-        memcpy(w3, w2, sizeof(w3));
-    /* ROLLBACK TO SAVEPOINT stays inside the transaction. */
-    return strcasecmp(w3, "to") == 0 ? NULL : "ROLLBACK";
-}
-
-static void check_transaction_control(loader *ld, const char *name, const step *s)
-{
-    for (size_t i = 0; i < s->nstatements; i++) {
-        const lexer_statement *st = &s->statements[i];
-        const char *command = transaction_control(s->sql + st->offset, st->length);
-
-        if (command)
-            stepset_problem(ld, name, st->line, STEPSET_TXN_HINT,
-                            "transaction control statement \"%s\" in a step that runs in a "
-                            "transaction",
-                            command);
-    }
-}
+/* ---- One step ---- */
 
 /* Substitutes and checks the rerun-when query: exactly one statement, kept without its ';'. */
 static void load_rerun_query(loader *ld, const char *name, const directives *d, step *s)
@@ -725,6 +279,7 @@ static void step_clear(step *s)
 static bool load_sql(loader *ld, const char *name, const char *text, size_t len, step *s)
 {
     int before = ld->problems;
+    file_problems fp = {.ld = ld, .name = name};
     lexer_error lerr;
     size_t bad;
 
@@ -732,9 +287,9 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
         stepset_problem(ld, name, lerr.line, NULL, "%s", lerr.message);
         return false;
     }
-    bad = utf8_invalid_offset(s->sql, s->sql_len);
+    bad = stepfile_utf8_invalid_offset(s->sql, s->sql_len);
     if (bad < s->sql_len) {
-        stepset_problem(ld, name, line_of(s->sql, bad), NULL,
+        stepset_problem(ld, name, stepfile_line_of(s->sql, bad), NULL,
                         "a substituted variable value is not valid UTF-8");
         return false;
     }
@@ -747,7 +302,8 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
         return false;
     }
     if (!s->no_transaction)
-        check_transaction_control(ld, name, s);
+        directives_check_transaction_control(s->sql, s->statements, s->nstatements,
+                                             stepset_file_problem, &fp);
     return ld->problems == before;
 }
 
@@ -757,20 +313,18 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
     const char *name = sn->file_name;
     size_t desc_len = strlen(name) - strlen(STEPSET_SUFFIX) - desc_start;
     directives d = {0};
-    char *path = path_join(ld->dir, name);
+    file_problems fp = {.ld = ld, .name = name};
+    stepfile_error ferr;
     char *text = NULL;
     size_t len = 0;
     bool ok = false;
     int before = ld->problems;
 
     memset(s, 0, sizeof(*s));
-    if (!path) {
-        stepset_problem(ld, name, 0, NULL, "out of memory");
+    if (!stepfile_read(ld->dir, ld->real_dir, name, &text, &len, &ferr)) {
+        stepset_problem(ld, name, ferr.line, ferr.hint, "%s", ferr.message);
         return false;
     }
-    if (!(text = read_file_capped(ld, name, path, &len)) || !check_text(ld, name, text, len))
-        goto done;
-    len = crlf_to_lf(text, len);
     s->kind = sn->kind;
     s->version = sn->version;
     s->description = strndup(name + desc_start, desc_len);
@@ -779,7 +333,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
         stepset_problem(ld, name, 0, NULL, "out of memory");
         goto done;
     }
-    if (!parse_directives(ld, name, sn->kind, text, len, &d))
+    if (!directives_parse(text, len, sn->kind == STEP_REPEATABLE, &d, stepset_file_problem, &fp))
         goto done;
     s->no_transaction = d.no_transaction;
     if (!load_sql(ld, name, text, len, s))
@@ -794,7 +348,6 @@ done:
         step_clear(s);
     free(d.rerun_query);
     free(text);
-    free(path);
     return ok;
 }
 
@@ -856,7 +409,7 @@ bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *e
     *out = NULL;
     if (!(ld.real_dir = realpath(dir, NULL)))
         return error_set(err, PGSTEP_EXIT_STEPSET, "could not open step directory \"%s\": %s", dir,
-                         errno_text(errno, errbuf, sizeof(errbuf)));
+                         error_errno_text(errno, errbuf, sizeof(errbuf)));
     if (!list_sql_files(dir, &files, &nfiles, err))
         goto done;
     if (!(set = calloc(1, sizeof(stepset))) || !(set->dir = strdup(dir))) {

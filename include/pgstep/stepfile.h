@@ -1,0 +1,32 @@
+/* One step file: read from the step directory, safely and capped, and checked to be UTF-8 text
+ * before anything parses it. */
+#ifndef PGSTEP_STEPFILE_H
+#define PGSTEP_STEPFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pgstep/error.h"
+
+/* Why a step file was refused. */
+typedef struct stepfile_error {
+    int line;         /* 1-based line at fault, 0 when the problem is the whole file */
+    const char *hint; /* a full sentence, or NULL; static text */
+    char message[ERROR_TEXT_MAX];
+} stepfile_error;
+
+/* Reads dir/name into a malloc'ed, NUL-terminated *text of *len bytes with every CRLF turned
+ * into LF (lines keep their numbers). A symbolic link is followed only when it stays inside
+ * real_dir, the directory with its links resolved. Refuses what is not a regular file, is over
+ * 16 MiB, or is not text (a NUL byte, invalid UTF-8, a byte order mark, nothing but white
+ * space): then fills err and returns false. The file name is not part of err's message. */
+bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
+                   size_t *len, stepfile_error *err);
+
+/* Offset of the first byte of text that is not valid UTF-8, or len if all of it is. */
+size_t stepfile_utf8_invalid_offset(const char *text, size_t len);
+
+/* The 1-based line that offset falls on. */
+int stepfile_line_of(const char *text, size_t offset);
+
+#endif /* PGSTEP_STEPFILE_H */

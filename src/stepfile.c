@@ -1,0 +1,299 @@
+/* One step file: opened without following links out of the step directory, read with a size cap,
+ * and checked to be UTF-8 text. A refused file has nothing more worth checking, so the first
+ * problem ends the read and comes back in a stepfile_error, as lexer_error does for the lexer. */
+#include "pgstep/stepfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STEPFILE_MAX_SIZE (16 * 1024 * 1024)
+
+static bool stepfile_fail(stepfile_error *err, int line, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Fills err; returns false so that callers can `return stepfile_fail(...)`. */
+static bool stepfile_fail(stepfile_error *err, int line, const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->line = line;
+    err->hint = hint;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+int stepfile_line_of(const char *text, size_t offset)
+{
+    int line = 1;
+
+    for (size_t i = 0; i < offset; i++) {
+        if (text[i] == '\n')
+            line++;
+    }
+    return line;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t dlen = strlen(dir), nlen = strlen(name);
+    char *path = malloc(dlen + nlen + 2);
+
+    if (path) {
+        memcpy(path, dir, dlen);
+        path[dlen] = '/';
+        memcpy(path + dlen + 1, name, nlen + 1);
+    }
+    return path;
+}
+
+/* ---- Reading ---- */
+
+/* The target of a symbolic link that stays inside real_dir, malloc'ed; NULL with err filled. */
+static char *resolve_link(const char *real_dir, const char *path, stepfile_error *err)
+{
+    char errbuf[128];
+    char *target;
+    size_t dlen = strlen(real_dir);
+
+    target = realpath(path, NULL);
+    if (!target) {
+        stepfile_fail(err, 0, NULL, "could not resolve symbolic link: %s",
+                      error_errno_text(errno, errbuf, sizeof(errbuf)));
+        return NULL;
+    }
+    /* Inside means under the resolved directory, so "../dir2/x.sql" or an absolute link to
+     * another tree is refused even if it happens to look similar. */
+    if (strncmp(target, real_dir, dlen) != 0 ||
+        (target[dlen] != '/' && !(dlen > 0 && real_dir[dlen - 1] == '/'))) {
+        stepfile_fail(err, 0, NULL, "symbolic link points outside the step directory, to \"%s\"",
+                      target);
+        free(target);
+        return NULL;
+    }
+    return target;
+}
+
+/* Opens a step file without following links, except a link that stays inside the directory.
+ * O_NONBLOCK: a FIFO must not hang the load (it is refused as not a regular file). Returns -1
+ * with err filled. */
+static int open_step_file(const char *real_dir, const char *path, stepfile_error *err)
+{
+    const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    char errbuf[128];
+    int fd = open(path, flags);
+
+    if (fd < 0 && errno == ELOOP) {
+        char *target = resolve_link(real_dir, path, err);
+
+        if (!target)
+            return -1;
+        fd = open(target, flags);
+        free(target);
+    }
+    if (fd < 0)
+        stepfile_fail(err, 0, NULL, "could not open step file: %s",
+                      error_errno_text(errno, errbuf, sizeof(errbuf)));
+    return fd;
+}
+
+/* Reads the whole step file at path into a malloc'ed buffer. */
+static char *read_file_capped(const char *real_dir, const char *path, size_t *len,
+                              stepfile_error *err)
+{
+    char errbuf[128];
+    struct stat st;
+    char *buf = NULL;
+    size_t size = 0, capacity;
+    int fd;
+
+    fd = open_step_file(real_dir, path, err);
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        stepfile_fail(err, 0, NULL, "not a regular file");
+        goto fail;
+    }
+    if (st.st_size > STEPFILE_MAX_SIZE)
+        goto too_large;
+    /* One byte more than the file holds, to notice a file that grew meanwhile. */
+    capacity = (size_t)st.st_size + 1;
+    if (!(buf = malloc(capacity + 1))) {
+        stepfile_fail(err, 0, NULL, "out of memory");
+        goto fail;
+    }
+    for (;;) {
+        ssize_t got;
+
+        if (size == capacity) {
+            char *grown;
+
+            if (capacity > STEPFILE_MAX_SIZE)
+                goto too_large;
+            capacity = capacity * 2 > STEPFILE_MAX_SIZE + 1 ? STEPFILE_MAX_SIZE + 1 : capacity * 2;
+            if (!(grown = realloc(buf, capacity + 1))) {
+                stepfile_fail(err, 0, NULL, "out of memory");
+                goto fail;
+            }
+            buf = grown;
+        }
+        got = read(fd, buf + size, capacity - size);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            stepfile_fail(err, 0, NULL, "could not read step file: %s",
+                          error_errno_text(errno, errbuf, sizeof(errbuf)));
+            goto fail;
+        }
+        if (got == 0)
+            break;
+        size += (size_t)got;
+        /* A short read of a regular file is its end: no second read needed to see EOF. */
+        if (size < capacity)
+            break;
+    }
+    if (size > STEPFILE_MAX_SIZE)
+        goto too_large;
+    close(fd);
+    buf[size] = '\0';
+    *len = size;
+    return buf;
+
+too_large:
+    stepfile_fail(err, 0, NULL, "step file is larger than the limit of %d MiB",
+                  STEPFILE_MAX_SIZE / (1024 * 1024));
+fail:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+/* ---- Checking the text ---- */
+
+/* Length of the valid UTF-8 sequence at p, or 0: rejects overlong forms, surrogates and code
+ * points past U+10FFFF, as PostgreSQL's pg_utf8_islegal does. */
+static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    if (avail < n)
+        return 0;
+    /* The second byte carries the range limits. */
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    }
+    return n;
+}
+
+size_t stepfile_utf8_invalid_offset(const char *text, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n = utf8_sequence_len((const unsigned char *)text + i, len - i);
+
+        if (n == 0)
+            return i;
+        i += n;
+    }
+    return len;
+}
+
+static bool only_whitespace(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (!strchr(" \t\n\r\f\v", text[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Rejects what is not text: NUL bytes, invalid UTF-8, a byte order mark, emptiness. */
+static bool check_text(const char *text, size_t len, stepfile_error *err)
+{
+    const char *nul = memchr(text, '\0', len);
+    size_t bad;
+
+    if (nul)
+        return stepfile_fail(err, stepfile_line_of(text, (size_t)(nul - text)), NULL,
+                             "step file contains a NUL byte");
+    bad = stepfile_utf8_invalid_offset(text, len);
+    if (bad < len)
+        return stepfile_fail(err, stepfile_line_of(text, bad), NULL,
+                             "invalid byte sequence for encoding \"UTF8\": 0x%02x",
+                             (unsigned char)text[bad]);
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        return stepfile_fail(err, 1, "Save the file as UTF-8 without a byte order mark.",
+                             "step file starts with a byte order mark");
+    if (only_whitespace(text, len))
+        return stepfile_fail(err, 0, NULL, "step file is empty");
+    return true;
+}
+
+/* Turns every CRLF into LF in place; a lone CR stays. Lines keep their numbers. */
+static size_t crlf_to_lf(char *text, size_t len)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
+            continue;
+        text[out++] = text[i];
+    }
+    text[out] = '\0';
+    return out;
+}
+
+bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
+                   size_t *len, stepfile_error *err)
+{
+    char *path = path_join(dir, name);
+    char *buf = NULL;
+    size_t size = 0;
+
+    *text = NULL;
+    *len = 0;
+    if (!path)
+        return stepfile_fail(err, 0, NULL, "out of memory");
+    buf = read_file_capped(real_dir, path, &size, err);
+    free(path);
+    if (!buf)
+        return false;
+    if (!check_text(buf, size, err)) {
+        free(buf);
+        return false;
+    }
+    *text = buf;
+    *len = crlf_to_lf(buf, size);
+    return true;
+}

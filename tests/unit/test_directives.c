@@ -1,0 +1,208 @@
+/* Unit tests for directives.c: the "-- pgstep:" lines at the top of a step file, and the
+ * transaction control statements a transactional step may not hold. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pgstep/directives.h"
+
+/* What the callback was told: the number of problems, and the first one's line and message. */
+typedef struct problems {
+    int count;
+    int line;
+    char message[256];
+} problems;
+
+static void record_problem(void *ctx, int line, const char *hint, const char *message)
+{
+    problems *p = ctx;
+
+    (void)hint;
+    if (p->count++ == 0) {
+        p->line = line;
+        strncpy(p->message, message, sizeof(p->message) - 1);
+    }
+}
+
+/* Parses text as a versioned (repeatable false) or repeatable step's directives. */
+static bool parse(const char *text, bool repeatable, directives *d, problems *p)
+{
+    memset(d, 0, sizeof(*d));
+    memset(p, 0, sizeof(*p));
+    return directives_parse(text, strlen(text), repeatable, d, record_problem, p);
+}
+
+/* Splits sql into statements and reports its transaction control statements into p. */
+static void check_transaction_control(const char *sql, problems *p)
+{
+    lexer_statement *statements = NULL;
+    size_t n = 0;
+    lexer_error lerr;
+
+    memset(p, 0, sizeof(*p));
+    assert_true(lexer_split(sql, strlen(sql), &statements, &n, &lerr));
+    directives_check_transaction_control(sql, statements, n, record_problem, p);
+    free(statements);
+}
+
+static void test_plain_sql_has_no_directives(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_true(parse("-- a comment\nCREATE TABLE t (a int);\n", false, &d, &p));
+    assert_false(d.no_transaction);
+    assert_null(d.rerun_query);
+    assert_int_equal(p.count, 0);
+}
+
+static void test_no_transaction_after_blank_and_comment_lines(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_true(
+        parse("\n-- builds an index\n  --  PGSTEP:  no-transaction  \nVACUUM;\n", false, &d, &p));
+    assert_true(d.no_transaction);
+}
+
+static void test_rerun_when_keeps_query_and_line(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_true(parse("-- x\n-- pgstep: rerun-when SELECT 1 \nSELECT 2;\n", true, &d, &p));
+    assert_string_equal(d.rerun_query, "SELECT 1");
+    assert_int_equal(d.rerun_line, 2);
+    free(d.rerun_query);
+}
+
+static void test_rerun_when_refused_in_versioned_step(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_false(parse("-- pgstep: rerun-when SELECT 1\nSELECT 2;\n", false, &d, &p));
+    assert_int_equal(p.line, 1);
+    assert_non_null(strstr(p.message, "only allowed in repeatable"));
+    assert_null(d.rerun_query);
+}
+
+static void test_every_bad_line_is_reported(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_false(parse("-- pgstep: no-transactions\n"
+                       "-- pgstep:\n"
+                       "-- pgstep: no-transaction please\n"
+                       "-- pgstep: rerun-when\n"
+                       "SELECT 1;\n"
+                       "-- pgstep: no-transaction\n",
+                       true, &d, &p));
+    assert_int_equal(p.count, 5);
+    assert_int_equal(p.line, 1);
+    assert_string_equal(p.message, "unknown directive \"no-transactions\"");
+}
+
+static void test_duplicate_rerun_when_is_an_error(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_false(
+        parse("-- pgstep: rerun-when SELECT 1\n-- pgstep: rerun-when SELECT 2\n", true, &d, &p));
+    assert_int_equal(p.line, 2);
+    assert_string_equal(d.rerun_query, "SELECT 1");
+    free(d.rerun_query);
+}
+
+static void test_directive_after_sql_is_an_error(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_false(parse("SELECT 1;\n-- pgstep: no-transaction\n", false, &d, &p));
+    assert_int_equal(p.line, 2);
+    assert_false(d.no_transaction);
+}
+
+static void test_transaction_control_statements_are_found(void **state)
+{
+    static const char *const refused[] = {
+        "BEGIN",
+        "begin work",
+        "START TRANSACTION",
+        "END",
+        "ABORT",
+        "COMMIT",
+        "COMMIT PREPARED 'x'",
+        "PREPARE TRANSACTION 'x'",
+        "ROLLBACK",
+        "ROLLBACK TRANSACTION",
+        "ROLLBACK PREPARED 'x'",
+        "/* c */ commit",
+        "-- c\nCOMMIT",
+    };
+    problems p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        check_transaction_control(refused[i], &p);
+        assert_int_equal(p.count, 1);
+    }
+}
+
+static void test_statements_inside_a_transaction_are_allowed(void **state)
+{
+    problems p;
+
+    (void)state;
+    check_transaction_control("SAVEPOINT s; ROLLBACK TO SAVEPOINT s; ROLLBACK WORK TO s;"
+                              " PREPARE q AS SELECT 1; CREATE TABLE begin_end (a int);"
+                              " SELECT 'COMMIT'",
+                              &p);
+    assert_int_equal(p.count, 0);
+}
+
+static void test_problem_names_the_statement_line(void **state)
+{
+    problems p;
+
+    (void)state;
+    check_transaction_control("SELECT 1;\n\nCOMMIT;\n", &p);
+    assert_int_equal(p.count, 1);
+    assert_int_equal(p.line, 3);
+    assert_non_null(strstr(p.message, "\"COMMIT\""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_sql_has_no_directives),
+        cmocka_unit_test(test_no_transaction_after_blank_and_comment_lines),
+        cmocka_unit_test(test_rerun_when_keeps_query_and_line),
+        cmocka_unit_test(test_rerun_when_refused_in_versioned_step),
+        cmocka_unit_test(test_every_bad_line_is_reported),
+        cmocka_unit_test(test_duplicate_rerun_when_is_an_error),
+        cmocka_unit_test(test_directive_after_sql_is_an_error),
+        cmocka_unit_test(test_transaction_control_statements_are_found),
+        cmocka_unit_test(test_statements_inside_a_transaction_are_allowed),
+        cmocka_unit_test(test_problem_names_the_statement_line),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
