@@ -57,10 +57,10 @@ static const char history_create_table[] =
     " pgstep_version text NOT NULL,"
     " client_host text)";
 
-/* The lock is only ever tried: a transaction must not wait for it (see apply.c). The re-check
+/* The lock is only ever tried: a transaction must not wait for it (see apply_batch.c). The re-check
  * is a statement of its own, after the lock, so its snapshot sees whatever the runner that held
  * the lock committed. The timeouts apply to the step's statements, which follow. The commit does
- * not wait for the WAL flush: apply.c makes the last transaction of each batch wait instead,
+ * not wait for the WAL flush: apply_batch.c makes the last transaction of each batch wait instead,
  * which covers every commit before it. */
 static const char history_create_begin[] =
     "CREATE OR REPLACE FUNCTION %1$s." HISTORY_BEGIN_SIGNATURE
