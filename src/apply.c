@@ -1,7 +1,9 @@
-/* Applying the plan: the run's state, the order of the work, retries and lock waits. A run of
- * consecutive transactional steps goes to the server as one batch (apply_batch.c); a step marked
- * no-transaction runs on its own under a session lock (apply_no_transaction.c); after a lost
- * connection the run settles which of its commits survived before it goes on (apply_doubt.c). */
+/* Applying the plan: setting up the run (apply_run.h holds its state), the order of the work,
+ * retries and lock waits, and the helpers its parts share (error classification and location,
+ * step_begin/step_end parameters, log lines). A run of consecutive transactional steps goes to
+ * the server as one batch (apply_batch.c); a step marked no-transaction runs on its own under a
+ * session lock (apply_no_transaction.c); after a lost connection the run settles which of its
+ * commits survived before it goes on (apply_doubt.c). */
 #include "pgstep/apply.h"
 
 #include <inttypes.h>
@@ -15,8 +17,10 @@
 
 #include "pgstep/apply_run.h"
 #include "pgstep/backoff.h"
+#include "pgstep/batch.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/interrupt.h"
+#include "pgstep/lexer.h"
 #include "pgstep/log.h"
 #include "pgstep/primary.h"
 

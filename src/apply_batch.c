@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "pgstep/apply_run.h"
 #include "pgstep/batch.h"
 #include "pgstep/exitcode.h"

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "pgstep/apply_run.h"
 #include "pgstep/backoff.h"
 #include "pgstep/exitcode.h"

@@ -1,6 +1,7 @@
 /* One step file: opened without following links out of the step directory, read with a size cap,
- * and checked to be UTF-8 text. A refused file has nothing more worth checking, so the first
- * problem ends the read and comes back in a stepfile_error, as lexer_error does for the lexer. */
+ * checked to be UTF-8 text, and its CRLF line endings turned into LF. A refused file has nothing
+ * more worth checking, so the first problem ends the read and comes back in a stepfile_error, as
+ * lexer_error does for the lexer. */
 #include "pgstep/stepfile.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* The step set: lists a directory's step files, checks their names and versions, assembles each
- * step (its text from stepfile.c, its directives from directives.c) and orders them. Every problem
- * is logged and loading goes on, so one run shows them all. */
+/* The step set: a directory of step files listed, named, read (stepfile.c), parsed for directives
+ * (directives.c), substituted, split, checksummed and ordered before any connection is made.
+ * Every problem is logged and loading goes on, so one run shows them all. */
 #include "pgstep/stepset.h"
 
 #include <dirent.h>
@@ -45,7 +45,7 @@ typedef struct step_name {
     long long version;
 } step_name;
 
-/* One file's problems as the other modules report them: to its loader, under its name. */
+/* One file's problems as directives.c reports them: to its loader, under its name. */
 typedef struct file_problems {
     loader *ld;
     const char *name;

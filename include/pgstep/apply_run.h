@@ -8,8 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <libpq-fe.h>
-
 #include "pgstep/apply.h"
 #include "pgstep/batch.h"
 #include "pgstep/stepset.h"

@@ -36,7 +36,8 @@ void error_location(pgstep_error *err, const char *file, int line);
 /* True once error_set has been called. */
 bool error_is_set(const pgstep_error *err);
 
-/* strerror's text for errnum in buf, lowercased to read like the messages around it. */
+/* strerror's text for errnum in buf, its first letter lowercased (unless it begins an acronym)
+ * to read like the messages around it. */
 const char *error_errno_text(int errnum, char *buf, size_t size);
 
 #endif /* PGSTEP_ERROR_H */

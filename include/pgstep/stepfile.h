@@ -1,5 +1,5 @@
-/* One step file: read from the step directory, safely and capped, and checked to be UTF-8 text
- * before anything parses it. */
+/* One step file: read from the step directory, safely and capped, checked to be UTF-8 text
+ * before anything parses it, with CRLF line endings turned into LF. */
 #ifndef PGSTEP_STEPFILE_H
 #define PGSTEP_STEPFILE_H
 
