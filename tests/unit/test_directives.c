@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +13,12 @@
 
 #include "pgstep/directives.h"
 
-/* What the callback was told: the number of problems, and the first one's line and message. */
+/* What the callback was told: the number of problems, and the first one's line, hint and
+ * message. */
 typedef struct problems {
     int count;
     int line;
+    const char *hint;
     char message[256];
 } problems;
 
@@ -23,9 +26,9 @@ static void record_problem(void *ctx, int line, const char *hint, const char *me
 {
     problems *p = ctx;
 
-    (void)hint;
     if (p->count++ == 0) {
         p->line = line;
+        p->hint = hint;
         strncpy(p->message, message, sizeof(p->message) - 1);
     }
 }
@@ -114,6 +117,20 @@ static void test_every_bad_line_is_reported(void **state)
     assert_int_equal(p.count, 5);
     assert_int_equal(p.line, 1);
     assert_string_equal(p.message, "unknown directive \"no-transactions\"");
+    assert_non_null(p.hint);
+    assert_non_null(strstr(p.hint, "Known directives are"));
+}
+
+static void test_empty_directive_names_the_known_ones(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_false(parse("-- pgstep:   \n", false, &d, &p));
+    assert_string_equal(p.message, "empty pgstep directive");
+    assert_non_null(p.hint);
+    assert_non_null(strstr(p.hint, "\"no-transaction\""));
 }
 
 static void test_duplicate_rerun_when_is_an_error(void **state)
@@ -124,7 +141,9 @@ static void test_duplicate_rerun_when_is_an_error(void **state)
     (void)state;
     assert_false(
         parse("-- pgstep: rerun-when SELECT 1\n-- pgstep: rerun-when SELECT 2\n", true, &d, &p));
+    assert_int_equal(p.count, 1);
     assert_int_equal(p.line, 2);
+    assert_string_equal(p.message, "duplicate directive \"rerun-when\"");
     assert_string_equal(d.rerun_query, "SELECT 1");
     free(d.rerun_query);
 }
@@ -140,29 +159,35 @@ static void test_directive_after_sql_is_an_error(void **state)
     assert_false(d.no_transaction);
 }
 
-static void test_transaction_control_statements_are_found(void **state)
+static void test_transaction_control_statements_are_named(void **state)
 {
-    static const char *const refused[] = {
-        "BEGIN",
-        "begin work",
-        "START TRANSACTION",
-        "END",
-        "ABORT",
-        "COMMIT",
-        "COMMIT PREPARED 'x'",
-        "PREPARE TRANSACTION 'x'",
-        "ROLLBACK",
-        "ROLLBACK TRANSACTION",
-        "ROLLBACK PREPARED 'x'",
-        "/* c */ commit",
-        "-- c\nCOMMIT",
+    /* Each statement, and the command the message must name. */
+    static const char *const refused[][2] = {
+        {"BEGIN", "BEGIN"},
+        {"begin work", "BEGIN"},
+        {"START TRANSACTION", "START TRANSACTION"},
+        {"END", "END"},
+        {"ABORT", "ABORT"},
+        {"COMMIT", "COMMIT"},
+        {"COMMIT PREPARED 'x'", "COMMIT PREPARED"},
+        {"PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION"},
+        {"ROLLBACK", "ROLLBACK"},
+        {"ROLLBACK TRANSACTION", "ROLLBACK"},
+        {"ROLLBACK PREPARED 'x'", "ROLLBACK PREPARED"},
+        {"/* c */ commit", "COMMIT"},
+        {"-- c\nCOMMIT", "COMMIT"},
     };
     problems p;
 
     (void)state;
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        check_transaction_control(refused[i], &p);
+        char named[64];
+
+        check_transaction_control(refused[i][0], &p);
         assert_int_equal(p.count, 1);
+        snprintf(named, sizeof(named), "statement \"%s\" in", refused[i][1]);
+        assert_non_null(strstr(p.message, named));
+        assert_non_null(p.hint);
     }
 }
 
@@ -197,9 +222,10 @@ int main(void)
         cmocka_unit_test(test_rerun_when_keeps_query_and_line),
         cmocka_unit_test(test_rerun_when_refused_in_versioned_step),
         cmocka_unit_test(test_every_bad_line_is_reported),
+        cmocka_unit_test(test_empty_directive_names_the_known_ones),
         cmocka_unit_test(test_duplicate_rerun_when_is_an_error),
         cmocka_unit_test(test_directive_after_sql_is_an_error),
-        cmocka_unit_test(test_transaction_control_statements_are_found),
+        cmocka_unit_test(test_transaction_control_statements_are_named),
         cmocka_unit_test(test_statements_inside_a_transaction_are_allowed),
         cmocka_unit_test(test_problem_names_the_statement_line),
     };

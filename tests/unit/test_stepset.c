@@ -6,7 +6,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "pgstep/checksum.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/stepset.h"
+#include "unit_files.h"
 
 #define MIB (1024 * 1024)
 
@@ -30,32 +30,6 @@ typedef struct fixture {
     pgstep_error err;
     char *log; /* what loading logged */
 } fixture;
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *de;
-
-    if (lstat(path, &st) != 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    if ((d = opendir(path)) != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            char child[512];
-
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
 
 static int setup(void **state)
 {
@@ -75,8 +49,8 @@ static int teardown(void **state)
 {
     fixture *f = *state;
 
-    remove_tree(f->dir);
-    remove_tree(f->other);
+    unit_remove_tree(f->dir);
+    unit_remove_tree(f->other);
     stepset_free(f->set);
     vars_free(f->vars);
     free(f->log);
@@ -84,21 +58,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void write_bytes(const char *dir, const char *name, const char *data, size_t len)
-{
-    char path[256];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
 static void write_file(fixture *f, const char *name, const char *text)
 {
-    write_bytes(f->dir, name, text, strlen(text));
+    unit_write_bytes(f->dir, name, text, strlen(text));
 }
 
 /* Loads f->dir with stderr captured into f->log. */
@@ -185,7 +147,7 @@ static void test_missing_directory_is_an_error(void **state)
 {
     fixture *f = *state;
 
-    remove_tree(f->dir);
+    unit_remove_tree(f->dir);
     assert_false(load(f));
     assert_int_equal(f->err.exit_code, PGSTEP_EXIT_STEPSET);
     assert_non_null(strstr(f->err.message, "could not open step directory"));
@@ -341,7 +303,7 @@ static void test_nul_byte_is_an_error_with_line(void **state)
     fixture *f = *state;
     const char text[] = "SELECT 1;\n\nSELECT '\0';\n";
 
-    write_bytes(f->dir, "V1__nul.sql", text, sizeof(text) - 1);
+    unit_write_bytes(f->dir, "V1__nul.sql", text, sizeof(text) - 1);
     assert_fails_with(f, 1);
     assert_log_contains(f, "V1__nul.sql:3: step file contains a NUL byte");
     assert_log_contains(f, "line=3");
@@ -363,7 +325,7 @@ static void test_symlink_inside_directory_is_followed(void **state)
 
     snprintf(sub, sizeof(sub), "%s/shared", f->dir);
     assert_int_equal(mkdir(sub, 0700), 0);
-    write_bytes(sub, "common.sql", "SELECT 'shared';", 16);
+    unit_write_bytes(sub, "common.sql", "SELECT 'shared';", 16);
     snprintf(link, sizeof(link), "%s/R__common.sql", f->dir);
     assert_int_equal(symlink("shared/common.sql", link), 0);
     assert_loads(f);
@@ -376,7 +338,7 @@ static void test_symlink_outside_directory_is_an_error(void **state)
     fixture *f = *state;
     char target[128], link[128];
 
-    write_bytes(f->other, "elsewhere.sql", "SELECT 1;", 9);
+    unit_write_bytes(f->other, "elsewhere.sql", "SELECT 1;", 9);
     snprintf(target, sizeof(target), "%s/elsewhere.sql", f->other);
     snprintf(link, sizeof(link), "%s/V1__outside.sql", f->dir);
     assert_int_equal(symlink(target, link), 0);
@@ -453,7 +415,7 @@ static void test_file_of_exactly_16_mib_is_accepted(void **state)
     assert_non_null(text);
     memset(text, '-', size);
     memcpy(text + size - strlen(tail), tail, strlen(tail));
-    write_bytes(f->dir, "V1__big.sql", text, size);
+    unit_write_bytes(f->dir, "V1__big.sql", text, size);
     free(text);
     assert_loads(f);
     assert_int_equal(stepset_get(f->set, 0)->nstatements, 1);
