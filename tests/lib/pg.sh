@@ -34,11 +34,15 @@ pg_make_dir() {
     echo "$dir"
 }
 
-# Prints a loopback TCP port nobody listens on.
+# Prints a loopback TCP port nobody listens on, below the kernel's ephemeral range: a port in it
+# may become the local end of some client's connection before the server binds it, and the
+# server then fails to start with "Address already in use".
 pg_free_port() {
-    local port
+    local port low=32768 _high
+    read -r low _high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$low" -gt 11024 ] || pg_die "the ephemeral port range starts at $low, leaving no room for test servers"
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
