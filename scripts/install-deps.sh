@@ -7,7 +7,7 @@ packages=(
     build-essential cmake pkg-config
     libpq-dev libconfig-dev libsodium-dev libcmocka-dev
     postgresql-15 postgresql-client-15
-    pgbouncer valgrind python3 python3-yaml file clang-format shellcheck
+    pgbouncer valgrind python3 python3-yaml file clang-format shellcheck nftables
     yamllint docker-compose
 )
 

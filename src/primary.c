@@ -15,10 +15,19 @@
 #define PRIMARY_PROGRESS_EVERY_MS 5000
 
 /* What makes the server unfit for writes. The session keeps its configured search_path: steps
- * run as they would under psql, and pgstep's own statements are schema-qualified instead. */
+ * run as they would under psql, and pgstep's own statements are schema-qualified instead.
+ *
+ * The same round trip gives the server's side of the session the keepalives of pgstep's side
+ * (conn.c), where the server leaves them to the system (0) and has them at all: should pgstep
+ * vanish silently, its backend then ends within about 30 s of its last statement rather than
+ * hours later, and with it a session advisory lock that would keep every other run waiting. */
 static const char primary_check_sql[] =
     "SELECT pg_catalog.pg_is_in_recovery(),"
-    " pg_catalog.current_setting('transaction_read_only') = 'on'";
+    " pg_catalog.current_setting('transaction_read_only') = 'on',"
+    " (SELECT pg_catalog.count(pg_catalog.set_config(k.name, k.value, false))"
+    "  FROM (VALUES ('tcp_keepalives_idle', '10'), ('tcp_keepalives_interval', '5'),"
+    "   ('tcp_keepalives_count', '3'), ('tcp_user_timeout', '30000')) AS k(name, value)"
+    "  WHERE pg_catalog.current_setting(k.name, true) = '0')";
 
 typedef struct wait_state {
     const pgstep_config *cfg;
