@@ -5,12 +5,9 @@
 # reason "in recovery".
 . "$(dirname "$0")/../lib/testlib.sh"
 
-work=$(pg_make_dir)
-primary_port=$(pg_free_port)
-pg_as_owner mkdir -m 700 "$work/primary"
-t_on_exit "pg_stop '$work/primary'; pg_stop '$work/copy'; rm -rf '$work'"
-pg_init "$work/primary" "$primary_port"
-pg_start "$work/primary"
+t_own_server
+work=$T_SERVER_WORK primary_port=$T_SERVER_PORT
+t_on_exit "pg_stop '$work/copy'"
 
 mkdir "$T_DIR/steps"
 printf 'CREATE TABLE accounts (id int PRIMARY KEY, email text);\n' >"$T_DIR/steps/V1__accounts.sql"
@@ -41,7 +38,7 @@ before=$(history_dump "$primary_port")
 # The base backup, taken while the primary runs; then the primary goes away, as in a restore.
 copy_port=$(pg_free_port)
 pg_standby "$primary_port" "$work/copy" "$copy_port"
-pg_stop "$work/primary"
+pg_stop "$work/data"
 pg_start "$work/copy"
 [ "$(pg_psql "$copy_port" postgres -c 'SELECT pg_is_in_recovery()')" = t ] ||
     t_fail "the restored copy is not in recovery before promotion"

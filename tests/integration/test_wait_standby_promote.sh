@@ -3,12 +3,9 @@
 # pg_ctl promote.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-work=$(pg_make_dir)
-primary_port=$(pg_free_port)
-pg_as_owner mkdir -m 700 "$work/primary"
-pg_init "$work/primary" "$primary_port"
-pg_start "$work/primary"
-t_on_exit "pg_stop '$work/primary'; pg_stop '$work/standby'; rm -rf '$work'"
+t_own_server
+work=$T_SERVER_WORK primary_port=$T_SERVER_PORT
+t_on_exit "pg_stop '$work/standby'"
 standby_port=$(pg_free_port)
 pg_standby "$primary_port" "$work/standby" "$standby_port"
 pg_start "$work/standby"

@@ -13,7 +13,7 @@ start)
         # shellcheck disable=SC1091
         . "$state/env"
         pg_stop "$PGSTEP_TEST_DATA"
-        rm -rf "$PGSTEP_TEST_DATA" "$PGSTEP_TEST_DATA.initdb.log"
+        rm -rf "$(dirname "$PGSTEP_TEST_DATA")"
     fi
     mkdir -p "$state"
     data=$(pg_make_dir)/data

@@ -139,16 +139,21 @@ t_ms() { echo $(($1 * ${PGSTEP_TEST_SLOWDOWN:-1})); }
 # t_now_ms: milliseconds since the epoch.
 t_now_ms() { date +%s%3N; }
 
-# t_slow_flush_server: a server of the test's own, durable but with a slow WAL writer (see
-# pg_slow_flush), started and primed; removed when the test ends. Sets T_SERVER_PORT.
+# t_own_server [CONFIGURE...]: a server of the test's own, in $T_SERVER_WORK/data, initialised,
+# changed by "CONFIGURE... DATADIR" if given, and started; stopped and removed when the test
+# ends, after any server registered later beside it in $T_SERVER_WORK. Sets T_SERVER_WORK and
+# T_SERVER_PORT.
+t_own_server() {
+    pg_throwaway
+    T_SERVER_WORK=$PG_WORK T_SERVER_PORT=$PG_PORT
+    t_on_exit "pg_discard '$T_SERVER_WORK'"
+    [ $# = 0 ] || "$@" "$T_SERVER_WORK/data"
+    pg_start "$T_SERVER_WORK/data"
+}
+
+# t_slow_flush_server: t_own_server, durable but with a slow WAL writer (see pg_slow_flush),
+# primed.
 t_slow_flush_server() {
-    local work
-    work=$(pg_make_dir)
-    T_SERVER_PORT=$(pg_free_port)
-    pg_as_owner mkdir -m 700 "$work/data"
-    t_on_exit "pg_stop '$work/data'; rm -rf '$work'"
-    pg_init "$work/data" "$T_SERVER_PORT"
-    pg_slow_flush "$work/data"
-    pg_start "$work/data"
+    t_own_server pg_slow_flush
     pg_prime_wal_writer "$T_SERVER_PORT"
 }
