@@ -8,6 +8,20 @@
 # the step runs again and every step is recorded exactly once.
 . "$(dirname "$0")/../lib/testlib.sh"
 
+# The server's side of pgstep's session: pgstep's values where the server's are looser, the
+# server's where they are stricter (here, a database setting).
+shown=$(t_db shown)
+t_psql postgres "ALTER DATABASE \"$shown\" SET tcp_keepalives_idle = 5" >/dev/null
+mkdir "$T_DIR/show"
+cat >"$T_DIR/show/V1__show.sql" <<'SQL'
+DO $$ BEGIN RAISE NOTICE 'keepalives % % % %', current_setting('tcp_keepalives_idle'),
+  current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count'),
+  current_setting('tcp_user_timeout'); END $$;
+SQL
+t_conf "$T_DIR/show.conf" "$shown"
+t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
+t_stderr_has 'keepalives 5 5 3 30000'
+
 db=$(t_db cut)
 mkdir "$T_DIR/steps"
 printf 'CREATE TABLE t_1 (id int);\n' >"$T_DIR/steps/V1__t_1.sql"
