@@ -13,8 +13,30 @@
 #include "pgstep/exitcode.h"
 #include "pgstep/log.h"
 
-static const char apply_session_lock_sql[] = "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)";
-static const char apply_session_unlock_sql[] = "SELECT pg_catalog.pg_advisory_unlock($1::bigint)";
+/* Should pgstep vanish silently while it holds the session lock, its backend keeps the lock
+ * until the server notices, by default hours later, and every other run waits for it. So while
+ * the lock is held, the server's side of the session gets the keepalives of pgstep's side
+ * ($2..$5, keepalive.h) wherever its own are looser (0 stands for the system's, which SHOW
+ * reports in their place), and the unlock restores them. Tied to the lock, in the same
+ * statements, because through a transaction-pooling PgBouncer a setting left behind would stay
+ * on a server connection that other clients use. */
+static const char apply_session_lock_sql[] =
+    "WITH l AS (SELECT pg_catalog.pg_try_advisory_lock($1::bigint) AS locked)"
+    " SELECT l.locked, CASE WHEN l.locked THEN"
+    " (SELECT pg_catalog.count(pg_catalog.set_config(k.name, k.value::text, false))"
+    "  FROM (VALUES ('tcp_keepalives_idle', $2::int), ('tcp_keepalives_interval', $3::int),"
+    "   ('tcp_keepalives_count', $4::int), ('tcp_user_timeout', $5::int)) AS k(name, value),"
+    "  LATERAL (SELECT pg_catalog.current_setting(k.name, true) AS shown) s"
+    "  WHERE k.value > 0"
+    "   AND CASE WHEN s.shown ~ '^[0-9]+$' THEN s.shown::int NOT BETWEEN 1 AND k.value END)"
+    " END FROM l";
+static const char apply_session_unlock_sql[] =
+    "WITH u AS (SELECT pg_catalog.pg_advisory_unlock($1::bigint) AS unlocked)"
+    " SELECT u.unlocked, (SELECT pg_catalog.count(pg_catalog.set_config(s.name, s.reset_val, "
+    "false))"
+    "  FROM pg_catalog.pg_settings s WHERE s.name IN ('tcp_keepalives_idle',"
+    "   'tcp_keepalives_interval', 'tcp_keepalives_count', 'tcp_user_timeout'))"
+    " FROM u";
 
 /* Runs one statement on its own; on error fills err and says what to do. */
 static apply_outcome apply_exec(apply_ctx *ctx, const step *s, size_t stmt, const char *sql,
@@ -103,14 +125,20 @@ static void apply_session_unlock(apply_ctx *ctx, const step *s)
 apply_outcome apply_no_transaction(apply_ctx *ctx, size_t k, pgstep_error *err)
 {
     const plan_item *item = ctx->items[k];
-    const char *key[] = {ctx->lock_key};
+    keepalive in_effect = conn_keepalive(*ctx->c);
+    char values[4][16];
+    const char *params[] = {ctx->lock_key, values[0], values[1], values[2], values[3]};
     apply_outcome outcome;
     PGresult *res;
     bool locked;
 
+    snprintf(values[0], sizeof(values[0]), "%d", in_effect.idle_s);
+    snprintf(values[1], sizeof(values[1]), "%d", in_effect.interval_s);
+    snprintf(values[2], sizeof(values[2]), "%d", in_effect.count);
+    snprintf(values[3], sizeof(values[3]), "%d", in_effect.user_timeout_ms);
     ctx->failed = k;
-    outcome = apply_exec(ctx, item->step, item->step->nstatements, apply_session_lock_sql, 1, key,
-                         &res, err);
+    outcome = apply_exec(ctx, item->step, item->step->nstatements, apply_session_lock_sql, 5,
+                         params, &res, err);
     if (outcome != APPLY_DONE)
         return outcome;
     locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;

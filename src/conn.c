@@ -22,23 +22,13 @@
 
 struct conn {
     PGconn *pg;
+    keepalive keepalive; /* in effect on the socket */
 };
-
-/* A connection that goes silent (a failover that leaves the old primary's address unreachable,
- * a network partition) ends after about 30 s instead of the system's two hours, so that pgstep
- * reconnects and goes on: keepalive probes after 10 s of silence, every 5 s, the third
- * unanswered one ends it; so does data left unacknowledged for 30 s. A healthy server's kernel
- * answers probes however long a statement runs. The server's side of the session gets the same
- * (primary.c). */
-static const char *const conn_tcp_keywords[] = {"keepalives_idle", "keepalives_interval",
-                                                "keepalives_count", "tcp_user_timeout"};
-static const char *const conn_tcp_values[] = {"10", "5", "3", "30000"};
-#define CONN_TCP_COUNT (sizeof(conn_tcp_keywords) / sizeof(conn_tcp_keywords[0]))
 
 /* Keywords and values for PQconnectStartParams; later entries override earlier ones. */
 typedef struct conn_params {
-    const char *keywords[CONN_TCP_COUNT + 8];
-    const char *values[CONN_TCP_COUNT + 8];
+    const char *keywords[8];
+    const char *values[8];
     char timeout[16];
 } conn_params;
 
@@ -47,11 +37,6 @@ static void conn_params_build(conn_params *p, const pgstep_config *cfg, const ch
 {
     int n = 0;
 
-    /* First, so that the connection string may set its own. */
-    for (size_t i = 0; i < CONN_TCP_COUNT; i++) {
-        p->keywords[n] = conn_tcp_keywords[i];
-        p->values[n++] = conn_tcp_values[i];
-    }
     /* With expand_dbname, the first dbname entry may be a whole connection string or URI. */
     if (cfg->conninfo && cfg->conninfo[0]) {
         p->keywords[n] = "dbname";
@@ -272,6 +257,7 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     if (!c)
         return conn_fail(pg, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
     c->pg = pg;
+    c->keepalive = keepalive_apply(pg);
     PQsetNoticeReceiver(pg, conn_notice_receiver, NULL);
     *failure = CONN_OK;
     return c;
@@ -296,6 +282,11 @@ void conn_close(conn *c)
         conn_cancel(c);
     PQfinish(c->pg);
     free(c);
+}
+
+keepalive conn_keepalive(const conn *c)
+{
+    return c->keepalive;
 }
 
 bool conn_is_broken(const conn *c)

@@ -15,21 +15,10 @@
 #define PRIMARY_PROGRESS_EVERY_MS 5000
 
 /* What makes the server unfit for writes. The session keeps its configured search_path: steps
- * run as they would under psql, and pgstep's own statements are schema-qualified instead.
- *
- * The same round trip makes the server's side of the session at least as quick to give up on a
- * silent peer as pgstep's side (conn.c), where the server has these settings and its own are
- * looser (0 stands for the system's, which SHOW reports in their place): should pgstep vanish
- * silently, its backend then ends within about 30 s of its last statement rather than hours
- * later, and with it a session advisory lock that would keep every other run waiting. */
+ * run as they would under psql, and pgstep's own statements are schema-qualified instead. */
 static const char primary_check_sql[] =
     "SELECT pg_catalog.pg_is_in_recovery(),"
-    " pg_catalog.current_setting('transaction_read_only') = 'on',"
-    " (SELECT pg_catalog.count(pg_catalog.set_config(k.name, k.value::text, false))"
-    "  FROM (VALUES ('tcp_keepalives_idle', 10), ('tcp_keepalives_interval', 5),"
-    "   ('tcp_keepalives_count', 3), ('tcp_user_timeout', 30000)) AS k(name, value),"
-    "  LATERAL (SELECT pg_catalog.current_setting(k.name, true) AS shown) s"
-    "  WHERE CASE WHEN s.shown ~ '^[0-9]+$' THEN s.shown::int NOT BETWEEN 1 AND k.value END)";
+    " pg_catalog.current_setting('transaction_read_only') = 'on'";
 
 typedef struct wait_state {
     const pgstep_config *cfg;

@@ -13,6 +13,7 @@
 
 #include "pgstep/config.h"
 #include "pgstep/error.h"
+#include "pgstep/keepalive.h"
 
 typedef struct conn conn;
 
@@ -40,6 +41,9 @@ void conn_close(conn *c);
 
 /* True once the connection is known to be broken. */
 bool conn_is_broken(const conn *c);
+
+/* The keepalive settings in effect on the connection's socket (keepalive.h). */
+keepalive conn_keepalive(const conn *c);
 
 /* Runs one statement with text parameters and waits for it, cancelling it if a signal arrives.
  * Returns the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK) or NULL with err filled from the

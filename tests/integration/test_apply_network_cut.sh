@@ -3,24 +3,40 @@
 # connection is dropped both ways (nftables), as when a failover or a partition leaves an address
 # unreachable, while new connections get through. pgstep notices within its keepalive time
 # instead of the system's two hours, reconnects, and waits for the session lock its old backend
-# still holds. That backend, given the same keepalives, ends about 30 s after the result it sent
-# went unacknowledged, which releases the lock instead of after 15 minutes of retransmissions;
-# the step runs again and every step is recorded exactly once.
+# still holds. That backend, given the same keepalives while it holds the lock, ends about 30 s
+# after the result it sent went unacknowledged, which releases the lock instead of after 15
+# minutes of retransmissions; the step runs again and every step is recorded exactly once.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-# The server's side of pgstep's session: pgstep's values where the server's are looser, the
-# server's where they are stricter (here, a database setting).
-shown=$(t_db shown)
-t_psql postgres "ALTER DATABASE \"$shown\" SET tcp_keepalives_idle = 5" >/dev/null
+# The server's side of pgstep's session while a no-transaction step holds the session lock:
+# pgstep's keepalives, or the connection's own from a service file, where the server's are
+# looser; the server's where they are stricter (a database setting); restored after the unlock.
 mkdir "$T_DIR/show"
-cat >"$T_DIR/show/V1__show.sql" <<'SQL'
-DO $$ BEGIN RAISE NOTICE 'keepalives % % % %', current_setting('tcp_keepalives_idle'),
-  current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count'),
-  current_setting('tcp_user_timeout'); END $$;
-SQL
-t_conf "$T_DIR/show.conf" "$shown"
+for when in during after; do
+    {
+        [ "$when" = during ] && echo '-- pgstep: no-transaction'
+        echo "DO \$\$ BEGIN RAISE NOTICE '$when % % % %', current_setting('tcp_keepalives_idle'),"
+        echo "  current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count'),"
+        echo "  current_setting('tcp_user_timeout'); END \$\$;"
+    } >"$T_DIR/show/V$([ "$when" = during ] && echo 1 || echo 2)__$when.sql"
+done
+plain=$(t_db plain)
+t_conf "$T_DIR/show.conf" "$plain"
 t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
-t_stderr_has 'keepalives 5 5 3 30000'
+t_stderr_has 'during 10 5 3 30000'
+t_stderr_has 'after [0-9]+ [0-9]+ [0-9]+ 0 '
+stricter=$(t_db stricter)
+t_psql postgres "ALTER DATABASE \"$stricter\" SET tcp_keepalives_idle = 5" >/dev/null
+t_conf "$T_DIR/show.conf" "$stricter"
+t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
+t_stderr_has 'during 5 5 3 30000'
+service=$(t_db service)
+printf '[pgstep_test]\nkeepalives_idle=20\ntcp_user_timeout=60000\n' >"$T_DIR/pg_service.conf"
+cat >"$T_DIR/show.conf" <<CONF
+connection: { conninfo = "service=pgstep_test $(t_dsn "$service")"; password_file = "$PGSTEP_TEST_PASSFILE"; };
+CONF
+PGSERVICEFILE=$T_DIR/pg_service.conf t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
+t_stderr_has 'during 20 5 3 60000'
 
 db=$(t_db cut)
 mkdir "$T_DIR/steps"
@@ -35,7 +51,8 @@ t_on_exit "kill $runner 2>/dev/null"
 client_port=''
 for _ in $(seq 1 400); do
     client_port=$(t_psql "$db" "SELECT client_port FROM pg_stat_activity
-                                WHERE application_name = 'pgstep' AND query = 'SELECT pg_sleep(2)'")
+                                WHERE datname = current_database() AND application_name = 'pgstep'
+                                  AND query = 'SELECT pg_sleep(2)'")
     [ -n "$client_port" ] && break
     sleep 0.02
 done
@@ -45,8 +62,9 @@ table=pgstep_cut_$$
 nft add table inet "$table" || t_fail "nft could not add a table (needs root and nftables)"
 t_on_exit "nft delete table inet $table"
 nft add chain inet "$table" out '{ type filter hook output priority 0; }'
-nft add rule inet "$table" out tcp sport "$client_port" drop
-nft add rule inet "$table" out tcp dport "$client_port" drop
+# Only this connection's packets, so that a rule left behind harms nothing else.
+nft add rule inet "$table" out tcp sport "$client_port" tcp dport "$PGSTEP_TEST_PORT" drop
+nft add rule inet "$table" out tcp sport "$PGSTEP_TEST_PORT" tcp dport "$client_port" drop
 cut_at=$(t_now_ms)
 
 rc=0
