@@ -14,29 +14,28 @@
 #include "pgstep/log.h"
 
 /* Should pgstep vanish silently while it holds the session lock, its backend keeps the lock
- * until the server notices, by default hours later, and every other run waits for it. So while
- * the lock is held, the server's side of the session gets the keepalives of pgstep's side
- * ($2..$5, keepalive.h) wherever its own are looser (0 stands for the system's, which SHOW
- * reports in their place), and the unlock restores them. Tied to the lock, in the same
- * statements, because through a transaction-pooling PgBouncer a setting left behind would stay
- * on a server connection that other clients use. */
+ * until the server notices, by default hours later, and every other run waits for it. So the
+ * statement that takes the lock also gives the server's side of the session the keepalives of
+ * pgstep's side ($2..$5, keepalive.h) wherever its own are looser (0 stands for the system's,
+ * which SHOW reports in their place), and returns the names it set; the statement that releases
+ * the lock restores those ($2) to the session's reset values. The settings live as long as the
+ * lock on one server session, not on a connection a transaction-pooling PgBouncer hands to other
+ * clients once pgstep is done. The lateral reference to l makes the lock come first. */
 static const char apply_session_lock_sql[] =
     "WITH l AS (SELECT pg_catalog.pg_try_advisory_lock($1::bigint) AS locked)"
-    " SELECT l.locked, CASE WHEN l.locked THEN"
-    " (SELECT pg_catalog.count(pg_catalog.set_config(k.name, k.value::text, false))"
+    " SELECT l.locked, t.names FROM l, LATERAL"
+    " (SELECT pg_catalog.array_agg(k.name)"
+    "   FILTER (WHERE pg_catalog.set_config(k.name, k.value::text, false) IS NOT NULL) AS names"
     "  FROM (VALUES ('tcp_keepalives_idle', $2::int), ('tcp_keepalives_interval', $3::int),"
     "   ('tcp_keepalives_count', $4::int), ('tcp_user_timeout', $5::int)) AS k(name, value),"
     "  LATERAL (SELECT pg_catalog.current_setting(k.name, true) AS shown) s"
-    "  WHERE k.value > 0"
-    "   AND CASE WHEN s.shown ~ '^[0-9]+$' THEN s.shown::int NOT BETWEEN 1 AND k.value END)"
-    " END FROM l";
+    "  WHERE l.locked AND k.value > 0"
+    "   AND CASE WHEN s.shown ~ '^[0-9]+$' THEN s.shown::int NOT BETWEEN 1 AND k.value END) t";
 static const char apply_session_unlock_sql[] =
     "WITH u AS (SELECT pg_catalog.pg_advisory_unlock($1::bigint) AS unlocked)"
-    " SELECT u.unlocked, (SELECT pg_catalog.count(pg_catalog.set_config(s.name, s.reset_val, "
-    "false))"
-    "  FROM pg_catalog.pg_settings s WHERE s.name IN ('tcp_keepalives_idle',"
-    "   'tcp_keepalives_interval', 'tcp_keepalives_count', 'tcp_user_timeout'))"
-    " FROM u";
+    " SELECT u.unlocked, t.restored FROM u, LATERAL"
+    " (SELECT pg_catalog.count(pg_catalog.set_config(s.name, s.reset_val, false)) AS restored"
+    "  FROM pg_catalog.pg_settings s WHERE u.unlocked AND s.name = ANY ($2::text[])) t";
 
 /* Runs one statement on its own; on error fills err and says what to do. */
 static apply_outcome apply_exec(apply_ctx *ctx, const step *s, size_t stmt, const char *sql,
@@ -99,16 +98,17 @@ static apply_outcome apply_no_transaction_body(apply_ctx *ctx, const plan_item *
     return outcome;
 }
 
-/* Releases the session lock. Through a transaction-pooling PgBouncer the unlock may reach
+/* Releases the session lock and restores the settings named in tightened (an array literal, or
+ * NULL) that taking it changed. Through a transaction-pooling PgBouncer the unlock may reach
  * another server session than the lock did, which leaves the lock held: say so loudly. */
-static void apply_session_unlock(apply_ctx *ctx, const step *s)
+static void apply_session_unlock(apply_ctx *ctx, const step *s, const char *tightened)
 {
-    const char *key[] = {ctx->lock_key};
+    const char *params[] = {ctx->lock_key, tightened};
     pgstep_error unlock_err;
     PGresult *res;
 
     error_clear(&unlock_err);
-    res = conn_query(*ctx->c, apply_session_unlock_sql, 1, key, &unlock_err);
+    res = conn_query(*ctx->c, apply_session_unlock_sql, 2, params, &unlock_err);
     if (!res || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
         log_field fields[] = {LOG_STR("step", s->file_name),
                               LOG_STR("hint", "Connect directly to the primary, not through a "
@@ -126,28 +126,31 @@ apply_outcome apply_no_transaction(apply_ctx *ctx, size_t k, pgstep_error *err)
 {
     const plan_item *item = ctx->items[k];
     keepalive in_effect = conn_keepalive(*ctx->c);
-    char values[4][16];
-    const char *params[] = {ctx->lock_key, values[0], values[1], values[2], values[3]};
+    char values[KEEPALIVE_SETTINGS][16];
+    const char *params[KEEPALIVE_SETTINGS + 1] = {ctx->lock_key};
     apply_outcome outcome;
     PGresult *res;
+    char *tightened;
     bool locked;
 
-    snprintf(values[0], sizeof(values[0]), "%d", in_effect.idle_s);
-    snprintf(values[1], sizeof(values[1]), "%d", in_effect.interval_s);
-    snprintf(values[2], sizeof(values[2]), "%d", in_effect.count);
-    snprintf(values[3], sizeof(values[3]), "%d", in_effect.user_timeout_ms);
+    for (int i = 0; i < KEEPALIVE_SETTINGS; i++) {
+        snprintf(values[i], sizeof(values[i]), "%d", in_effect.value[i]);
+        params[i + 1] = values[i];
+    }
     ctx->failed = k;
     outcome = apply_exec(ctx, item->step, item->step->nstatements, apply_session_lock_sql, 5,
                          params, &res, err);
     if (outcome != APPLY_DONE)
         return outcome;
     locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    tightened = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
     PQclear(res);
     if (!locked)
         return APPLY_LOCK_BUSY;
     outcome = apply_no_transaction_body(ctx, item, err);
     /* After a signal the connection is closed, which releases the lock anyway. */
     if (!conn_is_broken(*ctx->c) && !apply_interrupted(err))
-        apply_session_unlock(ctx, item->step);
+        apply_session_unlock(ctx, item->step, tightened);
+    free(tightened);
     return outcome;
 }

@@ -27,15 +27,16 @@ struct conn {
 
 /* Keywords and values for PQconnectStartParams; later entries override earlier ones. */
 typedef struct conn_params {
-    const char *keywords[8];
-    const char *values[8];
+    const char *keywords[KEEPALIVE_SETTINGS + 8];
+    const char *values[KEEPALIVE_SETTINGS + 8];
     char timeout[16];
 } conn_params;
 
 static void conn_params_build(conn_params *p, const pgstep_config *cfg, const char *password,
                               int timeout_s)
 {
-    int n = 0;
+    /* First, so that the connection string may set its own. */
+    int n = keepalive_keywords(cfg->conninfo, p->keywords, p->values);
 
     /* With expand_dbname, the first dbname entry may be a whole connection string or URI. */
     if (cfg->conninfo && cfg->conninfo[0]) {

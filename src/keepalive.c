@@ -1,6 +1,6 @@
-/* pgstep's keepalive defaults on libpq's socket, set after connecting rather than passed as
- * connection keywords: keywords would override the same settings in a service file, which
- * libpq only uses for options still unset. */
+/* pgstep's keepalive defaults: passed to libpq as keywords, so that a cancel request's
+ * connection, which libpq makes with the connection's keywords, gives up as soon as the
+ * connection does; set on the socket after connecting only when a service file is in play. */
 #include "pgstep/keepalive.h"
 
 #include <netinet/in.h>
@@ -14,10 +14,18 @@
 
 /* pgstep's own: probes after 10 s of silence, every 5 s, and data or probes left unanswered for
  * 30 s end the connection. A healthy server's kernel answers however long a statement runs. */
-static const keepalive keepalive_defaults = {
-    .idle_s = 10, .interval_s = 5, .count = 3, .user_timeout_ms = 30000};
+static const struct {
+    const char *keyword;
+    int socket_option;
+    const char *value;
+} keepalive_defaults[KEEPALIVE_SETTINGS] = {
+    {"keepalives_idle", TCP_KEEPIDLE, "10"},
+    {"keepalives_interval", TCP_KEEPINTVL, "5"},
+    {"keepalives_count", TCP_KEEPCNT, "3"},
+    {"tcp_user_timeout", TCP_USER_TIMEOUT, "30000"},
+};
 
-/* The value of option keyword in the connection's options, or NULL when unset. */
+/* The value of option keyword, or NULL when unset. */
 static const char *keepalive_option(const PQconninfoOption *options, const char *keyword)
 {
     for (const PQconninfoOption *o = options; o && o->keyword; o++) {
@@ -27,17 +35,38 @@ static const char *keepalive_option(const PQconninfoOption *options, const char 
     return NULL;
 }
 
-/* One setting: the connection's own value when it has one, else pgstep's, set on the socket. */
-static int keepalive_setting(int fd, const PQconninfoOption *options, const char *keyword,
-                             int option, int fallback)
+/* libpq's option lists copy every option, passwords among them: wiped before they are freed. */
+static void keepalive_free_options(PQconninfoOption *options)
 {
-    const char *own = keepalive_option(options, keyword);
+    for (PQconninfoOption *o = options; o && o->keyword; o++) {
+        if (o->val && strstr(o->keyword, "password"))
+            sodium_memzero(o->val, strlen(o->val));
+    }
+    PQconninfoFree(options);
+}
 
-    if (own)
-        return atoi(own);
-    if (setsockopt(fd, IPPROTO_TCP, option, &fallback, sizeof(fallback)) != 0)
+int keepalive_keywords(const char *conninfo, const char *keywords[KEEPALIVE_SETTINGS],
+                       const char *values[KEEPALIVE_SETTINGS])
+{
+    const char *env = getenv("PGSERVICE");
+    bool service = env && env[0];
+
+    if (!service && conninfo && conninfo[0]) {
+        char *parse_error = NULL;
+        PQconninfoOption *options = PQconninfoParse(conninfo, &parse_error);
+
+        /* An unparsable string is refused before this, by conn_check_conninfo. */
+        service = keepalive_option(options, "service") != NULL;
+        keepalive_free_options(options);
+        PQfreemem(parse_error);
+    }
+    if (service)
         return 0;
-    return fallback;
+    for (int i = 0; i < KEEPALIVE_SETTINGS; i++) {
+        keywords[i] = keepalive_defaults[i].keyword;
+        values[i] = keepalive_defaults[i].value;
+    }
+    return KEEPALIVE_SETTINGS;
 }
 
 static bool keepalive_is_tcp(int fd)
@@ -49,19 +78,9 @@ static bool keepalive_is_tcp(int fd)
            (addr.ss_family == AF_INET || addr.ss_family == AF_INET6);
 }
 
-/* PQconninfo copies every option, the password among them: wiped before it is freed. */
-static void keepalive_free_options(PQconninfoOption *options)
-{
-    for (PQconninfoOption *o = options; o->keyword; o++) {
-        if (o->val && strcmp(o->keyword, "password") == 0)
-            sodium_memzero(o->val, strlen(o->val));
-    }
-    PQconninfoFree(options);
-}
-
 keepalive keepalive_apply(PGconn *pg)
 {
-    keepalive in_effect = {0};
+    keepalive in_effect = {{0}};
     int fd = PQsocket(pg);
     PQconninfoOption *options;
     const char *enabled;
@@ -69,16 +88,19 @@ keepalive keepalive_apply(PGconn *pg)
     if (fd < 0 || !keepalive_is_tcp(fd) || !(options = PQconninfo(pg)))
         return in_effect;
     enabled = keepalive_option(options, "keepalives");
-    if (!enabled || atoi(enabled) != 0) {
-        in_effect.idle_s = keepalive_setting(fd, options, "keepalives_idle", TCP_KEEPIDLE,
-                                             keepalive_defaults.idle_s);
-        in_effect.interval_s = keepalive_setting(fd, options, "keepalives_interval", TCP_KEEPINTVL,
-                                                 keepalive_defaults.interval_s);
-        in_effect.count = keepalive_setting(fd, options, "keepalives_count", TCP_KEEPCNT,
-                                            keepalive_defaults.count);
+    for (int i = 0; i < KEEPALIVE_SETTINGS; i++) {
+        const char *own = keepalive_option(options, keepalive_defaults[i].keyword);
+        int fallback = atoi(keepalive_defaults[i].value);
+        bool probe = keepalive_defaults[i].socket_option != TCP_USER_TIMEOUT;
+
+        if (probe && enabled && atoi(enabled) == 0)
+            continue;
+        if (own)
+            in_effect.value[i] = atoi(own);
+        else if (setsockopt(fd, IPPROTO_TCP, keepalive_defaults[i].socket_option, &fallback,
+                            sizeof(fallback)) == 0)
+            in_effect.value[i] = fallback;
     }
-    in_effect.user_timeout_ms = keepalive_setting(fd, options, "tcp_user_timeout", TCP_USER_TIMEOUT,
-                                                  keepalive_defaults.user_timeout_ms);
     keepalive_free_options(options);
     return in_effect;
 }

@@ -6,18 +6,27 @@
 
 #include <libpq-fe.h>
 
-/* The settings in effect on a connection; 0 leaves one to the system. */
+/* libpq's keepalives_idle, keepalives_interval, keepalives_count and tcp_user_timeout, in
+ * this order. */
+#define KEEPALIVE_SETTINGS 4
+
+/* The values in effect on a connection, in seconds, probes and milliseconds; 0 leaves one to
+ * the system. */
 typedef struct keepalive {
-    int idle_s;          /* silence before the first probe */
-    int interval_s;      /* between probes */
-    int count;           /* unanswered probes that end the connection */
-    int user_timeout_ms; /* how long sent data may stay unacknowledged */
+    int value[KEEPALIVE_SETTINGS];
 } keepalive;
 
-/* Sets pgstep's defaults on the TCP socket of the established connection pg for each of libpq's
- * keepalives_idle, keepalives_interval, keepalives_count and tcp_user_timeout that its options
- * (connection string, service file) leave unset; the keepalive ones not when keepalives=0.
- * Returns what is in effect, for the server's side of the session. */
+/* Writes pgstep's defaults as libpq keywords and values, to go before the connection string so
+ * that it overrides them, and returns how many (KEEPALIVE_SETTINGS, or 0). None when the
+ * connection uses a service (service= in conninfo, or PGSERVICE): libpq reads a service file
+ * only for options still unset, so keywords would override it; keepalive_apply sets the
+ * defaults on the socket instead. */
+int keepalive_keywords(const char *conninfo, const char *keywords[KEEPALIVE_SETTINGS],
+                       const char *values[KEEPALIVE_SETTINGS]);
+
+/* For the established connection pg: sets pgstep's default on the TCP socket for each setting
+ * its options leave unset (the keepalive ones not when keepalives=0), and returns the values in
+ * effect, for the server's side of the session. Nothing for a Unix-domain socket. */
 keepalive keepalive_apply(PGconn *pg);
 
 #endif /* PGSTEP_KEEPALIVE_H */

@@ -20,16 +20,24 @@ for when in during after; do
         echo "  current_setting('tcp_user_timeout'); END \$\$;"
     } >"$T_DIR/show/V$([ "$when" = during ] && echo 1 || echo 2)__$when.sql"
 done
+# shown DB: what a TCP session of psql's on DB has, as the steps print it.
+shown() {
+    t_psql "$1" "SELECT concat_ws(' ', current_setting('tcp_keepalives_idle'),
+                   current_setting('tcp_keepalives_interval'),
+                   current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout'))"
+}
 plain=$(t_db plain)
 t_conf "$T_DIR/show.conf" "$plain"
 t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
 t_stderr_has 'during 10 5 3 30000'
-t_stderr_has 'after [0-9]+ [0-9]+ [0-9]+ 0 '
+t_stderr_has "after $(shown "$plain") "
 stricter=$(t_db stricter)
 t_psql postgres "ALTER DATABASE \"$stricter\" SET tcp_keepalives_idle = 5" >/dev/null
 t_conf "$T_DIR/show.conf" "$stricter"
 t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
 t_stderr_has 'during 5 5 3 30000'
+t_stderr_has "after $(shown "$stricter") "
+[[ $(shown "$stricter") == "5 "* ]] || t_fail "the database setting did not reach psql's session"
 service=$(t_db service)
 printf '[pgstep_test]\nkeepalives_idle=20\ntcp_user_timeout=60000\n' >"$T_DIR/pg_service.conf"
 cat >"$T_DIR/show.conf" <<CONF
