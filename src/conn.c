@@ -106,7 +106,7 @@ static bool conn_check_conninfo(const pgstep_config *cfg, pgstep_error *err)
         return true;
     opts = PQconninfoParse(cfg->conninfo, &errmsg);
     if (opts) {
-        PQconninfoFree(opts);
+        secret_free_options(opts);
         return true;
     }
     error_set(err, PGSTEP_EXIT_CONFIG, "invalid connection string: ");
@@ -555,30 +555,4 @@ bool conn_end_transaction(conn *c, pgstep_error *err)
     res = conn_query(c, "ROLLBACK", 0, NULL, err);
     PQclear(res);
     return res != NULL;
-}
-
-void conn_redact(const char *conninfo, char *out, size_t outsize)
-{
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-    size_t used = 0;
-
-    out[0] = '\0';
-    if (!opts) {
-        snprintf(out, outsize, "<unparsable connection string>");
-        return;
-    }
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        const char *value = o->val;
-        int n;
-
-        if (!value)
-            continue;
-        if (strcmp(o->keyword, "password") == 0)
-            value = "<redacted>";
-        n = snprintf(out + used, outsize - used, "%s%s=%s", used ? " " : "", o->keyword, value);
-        if (n < 0 || (size_t)n >= outsize - used)
-            break;
-        used += (size_t)n;
-    }
-    PQconninfoFree(opts);
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <sodium.h>
+#include "pgstep/secret.h"
 
 /* pgstep's own: probes after 10 s of silence, every 5 s, and data or probes left unanswered for
  * 30 s end the connection. A healthy server's kernel answers however long a statement runs. */
@@ -35,16 +35,6 @@ static const char *keepalive_option(const PQconninfoOption *options, const char 
     return NULL;
 }
 
-/* libpq's option lists copy every option, passwords among them: wiped before they are freed. */
-static void keepalive_free_options(PQconninfoOption *options)
-{
-    for (PQconninfoOption *o = options; o && o->keyword; o++) {
-        if (o->val && strstr(o->keyword, "password"))
-            sodium_memzero(o->val, strlen(o->val));
-    }
-    PQconninfoFree(options);
-}
-
 int keepalive_keywords(const char *conninfo, const char *keywords[KEEPALIVE_SETTINGS],
                        const char *values[KEEPALIVE_SETTINGS])
 {
@@ -57,7 +47,7 @@ int keepalive_keywords(const char *conninfo, const char *keywords[KEEPALIVE_SETT
 
         /* An unparsable string is refused before this, by conn_check_conninfo. */
         service = keepalive_option(options, "service") != NULL;
-        keepalive_free_options(options);
+        secret_free_options(options);
         PQfreemem(parse_error);
     }
     if (service)
@@ -101,6 +91,6 @@ keepalive keepalive_apply(PGconn *pg)
                             sizeof(fallback)) == 0)
             in_effect.value[i] = fallback;
     }
-    keepalive_free_options(options);
+    secret_free_options(options);
     return in_effect;
 }

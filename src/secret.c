@@ -102,3 +102,12 @@ bool secret_in_conninfo(const char *conninfo)
     at = strchr(scheme + 3, '@');
     return at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL;
 }
+
+void secret_free_options(PQconninfoOption *options)
+{
+    for (PQconninfoOption *o = options; o && o->keyword; o++) {
+        if (o->val && strstr(o->keyword, "password"))
+            sodium_memzero(o->val, strlen(o->val));
+    }
+    PQconninfoFree(options);
+}

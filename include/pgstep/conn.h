@@ -86,7 +86,4 @@ int conn_error_position(const PGresult *res);
 /* SQLSTATEs that may clear when the transaction is simply tried again. */
 bool conn_sqlstate_retryable(const char *sqlstate);
 
-/* A connection string or URI fit for a log line: any password replaced by <redacted>. */
-void conn_redact(const char *conninfo, char *out, size_t outsize);
-
 #endif /* PGSTEP_CONN_H */

@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+#include <libpq-fe.h>
+
 #include "pgstep/error.h"
 
 /* Reads the password in path (trailing CR/LF stripped) into sodium_malloc'ed memory at *out.
@@ -16,5 +18,9 @@ bool secret_in_conninfo(const char *conninfo);
 
 /* Wipes and frees a secret from secret_read_file; NULL is fine. */
 void secret_free(char *secret);
+
+/* Frees an option list from libpq (PQconninfoParse, PQconninfo), which copies every option:
+ * the values of password-like options are wiped first. NULL is fine. */
+void secret_free_options(PQconninfoOption *options);
 
 #endif /* PGSTEP_SECRET_H */
