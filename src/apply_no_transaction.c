@@ -18,9 +18,8 @@
  * statement that takes the lock also gives the server's side of the session the keepalives of
  * pgstep's side ($2..$5, keepalive.h) wherever its own are looser (0 stands for the system's,
  * which SHOW reports in their place), and returns the names it set; the statement that releases
- * the lock restores those ($2) to the session's reset values. The settings live as long as the
- * lock on one server session, not on a connection a transaction-pooling PgBouncer hands to other
- * clients once pgstep is done. The lateral reference to l makes the lock come first. */
+ * the lock restores those ($2) to the session's reset values, so that they live as long as the
+ * lock, on the session that holds it. The lateral reference to l makes the lock come first. */
 static const char apply_session_lock_sql[] =
     "WITH l AS (SELECT pg_catalog.pg_try_advisory_lock($1::bigint) AS locked)"
     " SELECT l.locked, t.names FROM l, LATERAL"
