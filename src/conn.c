@@ -33,10 +33,10 @@ typedef struct conn_params {
 } conn_params;
 
 static void conn_params_build(conn_params *p, const pgstep_config *cfg, const char *password,
-                              int timeout_s)
+                              bool service, int timeout_s)
 {
     /* First, so that the connection string may set its own. */
-    int n = keepalive_keywords(cfg->conninfo, p->keywords, p->values);
+    int n = service ? 0 : keepalive_keywords(p->keywords, p->values);
 
     /* With expand_dbname, the first dbname entry may be a whole connection string or URI. */
     if (cfg->conninfo && cfg->conninfo[0]) {
@@ -97,15 +97,19 @@ static void conn_redact_quoted(char *msg)
     memcpy(msg, out, n + 1);
 }
 
-static bool conn_check_conninfo(const pgstep_config *cfg, pgstep_error *err)
+/* Refuses a connection string libpq cannot parse; says whether the connection uses a service
+ * (keepalive.h). */
+static bool conn_check_conninfo(const pgstep_config *cfg, bool *service, pgstep_error *err)
 {
     char *errmsg = NULL;
     PQconninfoOption *opts;
 
+    *service = keepalive_uses_service(NULL);
     if (!cfg->conninfo || !cfg->conninfo[0])
         return true;
     opts = PQconninfoParse(cfg->conninfo, &errmsg);
     if (opts) {
+        *service = keepalive_uses_service(opts);
         secret_free_options(opts);
         return true;
     }
@@ -147,7 +151,7 @@ static int conn_wait_socket(int fd, short events, int64_t deadline_ms)
 }
 
 static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
-                                  int64_t attempt_end)
+                                  bool service, int64_t attempt_end)
 {
     int64_t left_s = (attempt_end - backoff_now_ms()) / 1000;
     conn_params ping;
@@ -161,7 +165,7 @@ static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const ch
      * is left of this attempt's time. */
     if (left_s < 1)
         return CONN_FAIL_UNREACHABLE;
-    conn_params_build(&ping, cfg, password,
+    conn_params_build(&ping, cfg, password, service,
                       left_s < cfg->connect_timeout ? (int)left_s : cfg->connect_timeout);
     switch (PQpingParams(ping.keywords, ping.values, 1)) {
     case PQPING_REJECT:
@@ -220,21 +224,22 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     int64_t attempt_end = attempt_start + (int64_t)cfg->connect_timeout * 1000;
     PostgresPollingStatusType state = PGRES_POLLING_WRITING;
     conn_params params;
+    bool service;
     PGconn *pg;
     conn *c;
 
-    if (!conn_check_conninfo(cfg, err)) {
+    if (!conn_check_conninfo(cfg, &service, err)) {
         *failure = CONN_FAIL_INVALID;
         return NULL;
     }
     if (deadline_ms > 0 && deadline_ms < attempt_end)
         attempt_end = deadline_ms;
-    conn_params_build(&params, cfg, password, cfg->connect_timeout);
+    conn_params_build(&params, cfg, password, service, cfg->connect_timeout);
     pg = PQconnectStartParams(params.keywords, params.values, 1);
     if (!pg)
         return conn_fail(NULL, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
     if (PQstatus(pg) == CONNECTION_BAD)
-        return conn_fail(pg, conn_classify(pg, cfg, password, attempt_end), failure, err,
+        return conn_fail(pg, conn_classify(pg, cfg, password, service, attempt_end), failure, err,
                          "could not connect");
     while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
         short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
@@ -252,7 +257,7 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
         state = PQconnectPoll(pg);
     }
     if (state == PGRES_POLLING_FAILED)
-        return conn_fail(pg, conn_classify(pg, cfg, password, attempt_end), failure, err,
+        return conn_fail(pg, conn_classify(pg, cfg, password, service, attempt_end), failure, err,
                          "could not connect");
     c = malloc(sizeof(*c));
     if (!c)

@@ -35,23 +35,16 @@ static const char *keepalive_option(const PQconninfoOption *options, const char 
     return NULL;
 }
 
-int keepalive_keywords(const char *conninfo, const char *keywords[KEEPALIVE_SETTINGS],
-                       const char *values[KEEPALIVE_SETTINGS])
+bool keepalive_uses_service(const PQconninfoOption *options)
 {
     const char *env = getenv("PGSERVICE");
-    bool service = env && env[0];
 
-    if (!service && conninfo && conninfo[0]) {
-        char *parse_error = NULL;
-        PQconninfoOption *options = PQconninfoParse(conninfo, &parse_error);
+    return (env && env[0]) || keepalive_option(options, "service") != NULL;
+}
 
-        /* An unparsable string is refused before this, by conn_check_conninfo. */
-        service = keepalive_option(options, "service") != NULL;
-        secret_free_options(options);
-        PQfreemem(parse_error);
-    }
-    if (service)
-        return 0;
+int keepalive_keywords(const char *keywords[KEEPALIVE_SETTINGS],
+                       const char *values[KEEPALIVE_SETTINGS])
+{
     for (int i = 0; i < KEEPALIVE_SETTINGS; i++) {
         keywords[i] = keepalive_defaults[i].keyword;
         values[i] = keepalive_defaults[i].value;

@@ -4,6 +4,8 @@
 #ifndef PGSTEP_KEEPALIVE_H
 #define PGSTEP_KEEPALIVE_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 /* libpq's keepalives_idle, keepalives_interval, keepalives_count and tcp_user_timeout, in
@@ -16,12 +18,16 @@ typedef struct keepalive {
     int value[KEEPALIVE_SETTINGS];
 } keepalive;
 
+/* Whether the connection uses a service: service= in its parsed connection string (options,
+ * NULL when there is none) or PGSERVICE. libpq reads a service file only for options still
+ * unset, so pgstep's keywords would override it: keepalive_apply sets the defaults on the
+ * socket instead. */
+bool keepalive_uses_service(const PQconninfoOption *options);
+
 /* Writes pgstep's defaults as libpq keywords and values, to go before the connection string so
- * that it overrides them, and returns how many (KEEPALIVE_SETTINGS, or 0). None when the
- * connection uses a service (service= in conninfo, or PGSERVICE): libpq reads a service file
- * only for options still unset, so keywords would override it; keepalive_apply sets the
- * defaults on the socket instead. */
-int keepalive_keywords(const char *conninfo, const char *keywords[KEEPALIVE_SETTINGS],
+ * that it overrides them; returns KEEPALIVE_SETTINGS. Not for a connection that uses a
+ * service. */
+int keepalive_keywords(const char *keywords[KEEPALIVE_SETTINGS],
                        const char *values[KEEPALIVE_SETTINGS]);
 
 /* For the established connection pg: sets pgstep's default on the TCP socket for each setting
