@@ -1,6 +1,6 @@
 /* The only file that drives libpq's connection and query machinery: connect with a deadline,
- * classify failures, wait for results interruptibly, run pipelines without deadlocks, and send
- * multi-statement batches. */
+ * classify failures, wait for results interruptibly, and run pipelines without deadlocks, handing
+ * out replies as they arrive. */
 #include "pgstep/conn.h"
 
 #include <errno.h>
@@ -214,7 +214,8 @@ static void conn_notice_receiver(void *arg, const PGresult *res)
     if (sqlstate)
         fields[n++] = LOG_STR("sqlstate", sqlstate);
     fields[n++] = LOG_STR("severity", severity ? severity : "NOTICE");
-    log_event(level, fields, n, "server: %s", primary ? primary : PQresultErrorMessage(res));
+    log_event(level, fields, n, "server %s: %s", level == LOG_WARN ? "warning" : "notice",
+              primary ? primary : PQresultErrorMessage(res));
 }
 
 conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline_ms,
@@ -311,24 +312,42 @@ static bool conn_lost(conn *c, pgstep_error *err)
     return false;
 }
 
-/* Waits until libpq can hand out a result without blocking. On a signal the running query is
- * cancelled first, so the server stops the work and rolls it back. */
-static bool conn_wait_result(conn *c, pgstep_error *err)
+int conn_backend_pid(const conn *c)
+{
+    return PQbackendPID(c->pg);
+}
+
+/* Waits until libpq can hand out a result without blocking, sending what is still queued
+ * meanwhile, or until until_ms (0: no limit). Returns 1 ready, 0 timed out, -1 failed with err
+ * set. On a signal the running query is cancelled first, so the server stops the work and rolls
+ * it back. */
+static int conn_wait_result(conn *c, int64_t until_ms, pgstep_error *err)
 {
     int64_t give_up = 0; /* once cancelled: when to stop waiting for the server */
 
     for (;;) {
-        if (!PQconsumeInput(c->pg))
-            return conn_lost(c, err);
+        int unsent = PQflush(c->pg);
+        short events = POLLIN;
+        int ready;
+
+        if (unsent < 0 || !PQconsumeInput(c->pg))
+            return conn_lost(c, err), -1;
         if (!PQisBusy(c->pg))
-            return give_up ? !interrupt_check(err) : true;
+            return give_up && interrupt_check(err) ? -1 : 1;
+        if (unsent > 0)
+            events |= POLLOUT; /* the server is reading: keep sending */
         if (give_up) {
             /* A server that does not answer must not keep pgstep from exiting. */
-            if (conn_wait_socket_until(PQsocket(c->pg), POLLIN, give_up, false) == 0)
-                return !interrupt_check(err);
-        } else if (conn_wait_socket(PQsocket(c->pg), POLLIN, 0) < 0) {
+            if (conn_wait_socket_until(PQsocket(c->pg), events, give_up, false) == 0)
+                return interrupt_check(err), -1;
+            continue;
+        }
+        ready = conn_wait_socket(PQsocket(c->pg), events, until_ms);
+        if (ready < 0) {
             conn_cancel(c);
             give_up = backoff_now_ms() + CONN_CANCEL_GRACE_MS;
+        } else if (ready == 0) {
+            return 0;
         }
     }
 }
@@ -342,7 +361,7 @@ static bool conn_refuse_copy(conn *c, PGresult *res)
     char *buf;
 
     if (status == PGRES_COPY_IN || status == PGRES_COPY_BOTH)
-        return PQputCopyEnd(c->pg, "pgstep does not send COPY data") >= 0;
+        return PQputCopyEnd(c->pg, "pgstep does not send COPY data") >= 0 && PQflush(c->pg) >= 0;
     if (status != PGRES_COPY_OUT)
         return true;
     for (;;) {
@@ -360,43 +379,41 @@ static bool conn_refuse_copy(conn *c, PGresult *res)
     }
 }
 
-/* PQgetResult once the result is ready, past any COPY state. */
-static PGresult *conn_get_result(conn *c, pgstep_error *err)
+/* PQgetResult once the result is ready, past any COPY state: 1 with *out (NULL at the end of a
+ * statement's results), 0 timed out, -1 failed with err set. */
+static int conn_get_result(conn *c, int64_t until_ms, PGresult **out, pgstep_error *err)
 {
     for (;;) {
-        PGresult *res;
+        int ready = conn_wait_result(c, until_ms, err);
         ExecStatusType status;
 
-        if (!conn_wait_result(c, err))
-            return NULL;
-        res = PQgetResult(c->pg);
-        if (!res)
-            return NULL;
-        status = PQresultStatus(res);
+        *out = NULL;
+        if (ready <= 0)
+            return ready;
+        *out = PQgetResult(c->pg);
+        if (!*out)
+            return 1;
+        status = PQresultStatus(*out);
         if (status != PGRES_COPY_IN && status != PGRES_COPY_OUT && status != PGRES_COPY_BOTH)
-            return res;
-        if (!conn_refuse_copy(c, res)) {
-            PQclear(res);
-            conn_lost(c, err);
-            return NULL;
+            return 1;
+        if (!conn_refuse_copy(c, *out)) {
+            PQclear(*out);
+            *out = NULL;
+            return conn_lost(c, err), -1;
         }
-        PQclear(res);
+        PQclear(*out);
+        until_ms = 0; /* the statement's end follows at once */
     }
 }
 
-int conn_error_position(const PGresult *res)
-{
-    const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
-
-    return pos ? atoi(pos) : 0;
-}
-
-void conn_result_error(const PGresult *res, int exit_code, pgstep_error *err)
+/* Fills err from an error result: message, detail, hint, sqlstate, position. */
+static void conn_result_error(const PGresult *res, int exit_code, pgstep_error *err)
 {
     const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
     const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *position = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
 
     if (!primary)
         primary = PQresultErrorMessage(res);
@@ -407,7 +424,7 @@ void conn_result_error(const PGresult *res, int exit_code, pgstep_error *err)
         error_hint(err, "%s", hint);
     if (sqlstate)
         snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
-    err->position = conn_error_position(res);
+    err->position = position ? atoi(position) : 0;
 }
 
 bool conn_sqlstate_retryable(const char *sqlstate)
@@ -432,40 +449,86 @@ bool conn_sqlstate_retryable(const char *sqlstate)
     return false;
 }
 
-PGresult *conn_query(conn *c, const char *sql, int nparams, const char *const *params,
-                     pgstep_error *err)
+struct conn_rows {
+    PGresult *res;
+};
+
+int conn_rows_count(const conn_rows *rows)
+{
+    return rows ? PQntuples(rows->res) : 0;
+}
+
+const char *conn_rows_value(const conn_rows *rows, int row, int col)
+{
+    if (!rows || row >= PQntuples(rows->res) || col >= PQnfields(rows->res) ||
+        PQgetisnull(rows->res, row, col))
+        return NULL;
+    return PQgetvalue(rows->res, row, col);
+}
+
+void conn_rows_free(conn_rows *rows)
+{
+    if (!rows)
+        return;
+    PQclear(rows->res);
+    free(rows);
+}
+
+/* Hands res over as rows (it is cleared either way); NULL only when out of memory. */
+static conn_rows *conn_rows_take(PGresult *res)
+{
+    conn_rows *rows = malloc(sizeof(*rows));
+
+    if (!rows) {
+        PQclear(res);
+        return NULL;
+    }
+    rows->res = res;
+    return rows;
+}
+
+static bool conn_out_of_memory(pgstep_error *err)
+{
+    return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+}
+
+bool conn_query(conn *c, const char *sql, int nparams, const char *const *params, conn_rows **rows,
+                pgstep_error *err)
 {
     PGresult *last = NULL;
     PGresult *res;
 
-    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
-        conn_lost(c, err);
-        return NULL;
-    }
-    while ((res = conn_get_result(c, err))) {
+    if (rows)
+        *rows = NULL;
+    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+        return conn_lost(c, err);
+    while (conn_get_result(c, 0, &res, err) > 0 && res) {
         PQclear(last);
         last = res;
     }
     if (error_is_set(err)) {
         PQclear(last);
-        return NULL;
+        return false;
     }
     if (!last || conn_is_broken(c)) {
         PQclear(last);
-        conn_lost(c, err);
-        return NULL;
+        return conn_lost(c, err);
     }
     if (PQresultStatus(last) != PGRES_TUPLES_OK && PQresultStatus(last) != PGRES_COMMAND_OK) {
         conn_result_error(last, PGSTEP_EXIT_STEP_FAILED, err);
         PQclear(last);
-        return NULL;
+        return false;
     }
-    return last;
+    if (!rows) {
+        PQclear(last);
+        return true;
+    }
+    return (*rows = conn_rows_take(last)) != NULL || conn_out_of_memory(err);
 }
 
 bool conn_pipeline_enter(conn *c, pgstep_error *err)
 {
-    /* Non-blocking, so that flushing can read replies while the send buffer is full. */
+    /* Non-blocking, so that waiting for replies can go on sending while the server reads. */
     if (PQsetnonblocking(c->pg, 1) != 0 || !PQenterPipelineMode(c->pg))
         return conn_lost(c, err);
     return true;
@@ -486,6 +549,23 @@ bool conn_pipeline_send(conn *c, const char *sql, int nparams, const char *const
     return true;
 }
 
+bool conn_pipeline_begin(conn *c, pgstep_error *err)
+{
+    return conn_pipeline_send(c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, err);
+}
+
+bool conn_pipeline_commit(conn *c, pgstep_error *err)
+{
+    return conn_pipeline_send(c, "COMMIT", 0, NULL, err);
+}
+
+bool conn_pipeline_flush_request(conn *c, pgstep_error *err)
+{
+    if (!PQsendFlushRequest(c->pg))
+        return conn_lost(c, err);
+    return true;
+}
+
 bool conn_pipeline_sync(conn *c, pgstep_error *err)
 {
     if (!PQpipelineSync(c->pg))
@@ -493,71 +573,64 @@ bool conn_pipeline_sync(conn *c, pgstep_error *err)
     return true;
 }
 
-bool conn_pipeline_flush(conn *c, pgstep_error *err)
+conn_wait conn_pipeline_next(conn *c, int64_t until_ms, conn_reply *reply, pgstep_error *err)
 {
-    for (;;) {
-        int rc = PQflush(c->pg);
+    PGresult *res;
+    PGresult *end;
+    int got = conn_get_result(c, until_ms, &res, err);
 
-        if (rc == 0)
-            return true;
-        if (rc < 0)
-            return conn_lost(c, err);
-        if (conn_wait_socket(PQsocket(c->pg), POLLIN | POLLOUT, 0) < 0)
-            return !interrupt_check(err);
-        /* Buffer whatever the server sent meanwhile, so it is never blocked on writing. */
-        if (!PQconsumeInput(c->pg))
-            return conn_lost(c, err);
-    }
-}
-
-PGresult *conn_pipeline_next(conn *c, pgstep_error *err)
-{
-    PGresult *res = conn_get_result(c, err);
-    PGresult *next;
-
-    if (!res) {
+    memset(reply, 0, sizeof(*reply));
+    if (got == 0)
+        return CONN_WAIT_TIMEOUT;
+    if (got < 0 || !res) {
         if (!error_is_set(err))
             conn_lost(c, err);
-        return NULL;
+        return CONN_WAIT_FAILED;
     }
-    if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
-        return res;
-    /* Each statement's results end with a NULL; a statement yields one result here. */
-    while ((next = conn_get_result(c, err))) {
-        PQclear(res);
-        res = next;
+    /* Each statement's results end with a NULL, at once in pipeline mode. */
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && conn_get_result(c, 0, &end, err) > 0 && end) {
+        PQclear(end);
+        error_set(err, PGSTEP_EXIT_TEMPFAIL, "the server sent more results than statements");
     }
     if (error_is_set(err)) {
         PQclear(res);
-        return NULL;
+        return CONN_WAIT_FAILED;
     }
-    return res;
+    switch (PQresultStatus(res)) {
+    case PGRES_PIPELINE_SYNC:
+        reply->kind = CONN_REPLY_SYNC;
+        break;
+    case PGRES_PIPELINE_ABORTED:
+        reply->kind = CONN_REPLY_SKIPPED;
+        break;
+    case PGRES_TUPLES_OK:
+        reply->kind = CONN_REPLY_OK;
+        if (!(reply->rows = conn_rows_take(res)))
+            return conn_out_of_memory(err), CONN_WAIT_FAILED;
+        return CONN_WAIT_REPLY;
+    case PGRES_COMMAND_OK:
+        reply->kind = CONN_REPLY_OK;
+        break;
+    default:
+        reply->kind = CONN_REPLY_ERROR;
+        conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, &reply->error);
+        break;
+    }
+    PQclear(res);
+    return CONN_WAIT_REPLY;
 }
 
-bool conn_batch_send(conn *c, const char *sql, pgstep_error *err)
+void conn_reply_clear(conn_reply *reply)
 {
-    if (!PQsendQuery(c->pg, sql))
-        return conn_lost(c, err);
-    return true;
-}
-
-PGresult *conn_batch_next(conn *c, pgstep_error *err)
-{
-    PGresult *res = conn_get_result(c, err);
-
-    if (!res && !error_is_set(err) && conn_is_broken(c))
-        conn_lost(c, err);
-    return res;
+    conn_rows_free(reply->rows);
+    reply->rows = NULL;
 }
 
 bool conn_end_transaction(conn *c, pgstep_error *err)
 {
     PGTransactionStatusType status = PQtransactionStatus(c->pg);
-    PGresult *res;
 
     if (status != PQTRANS_INTRANS && status != PQTRANS_INERROR)
         return true;
-    res = conn_query(c, "ROLLBACK", 0, NULL, err);
-    PQclear(res);
-    return res != NULL;
+    return conn_query(c, "ROLLBACK", 0, NULL, NULL, err);
 }

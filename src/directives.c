@@ -227,3 +227,45 @@ void directives_check_transaction_control(const char *sql, const lexer_statement
                                command);
     }
 }
+
+/* Whether the word at s[i] is keyword as a whole word: after white space or ')', before white
+ * space, ';', '(' or the end. Inside a quoted path ('/dev/stdin') it is not. */
+static bool copy_keyword_at(const char *s, size_t len, size_t i, const char *keyword)
+{
+    size_t n = strlen(keyword);
+
+    if (i + n > len || strncasecmp(s + i, keyword, n) != 0)
+        return false;
+    if (i > 0 && !strchr(" \t\n\r\f)", s[i - 1]))
+        return false;
+    return i + n == len || strchr(" \t\n\r\f;(", s[i + n]);
+}
+
+void directives_check_copy(const char *sql, const lexer_statement *statements, size_t nstatements,
+                           directives_problem_fn *problem, void *ctx)
+{
+    reporter r = {.problem = problem, .ctx = ctx};
+
+    for (size_t k = 0; k < nstatements; k++) {
+        const char *stmt = sql + statements[k].offset;
+        size_t len = statements[k].length;
+        char first[8];
+        size_t pos = 0;
+
+        next_word(stmt, len, &pos, first, sizeof(first));
+        if (strcasecmp(first, "copy") != 0)
+            continue;
+        for (size_t i = pos; i < len; i++) {
+            bool in = copy_keyword_at(stmt, len, i, "stdin");
+
+            if (in || copy_keyword_at(stmt, len, i, "stdout")) {
+                directives_problem(&r, statements[k].line,
+                                   "Put the data in the SQL itself, or COPY from a file on the "
+                                   "server.",
+                                   "COPY %s in a step: pgstep %s no COPY data",
+                                   in ? "FROM STDIN" : "TO STDOUT", in ? "sends" : "reads");
+                break;
+            }
+        }
+    }
+}

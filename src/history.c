@@ -7,9 +7,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "pgstep/exitcode.h"
 #include "pgstep/lexer.h"
+#include "pgstep/lock.h"
+
+#define HISTORY_CREATE_COUNT 5
+/* SQLSTATEs raised by step_begin. */
+#define HISTORY_SQLSTATE_LOCK_BUSY "PGS01"
+#define HISTORY_SQLSTATE_APPLIED   "PGS02"
+/* The detail of PGS02, followed by the run id of the row found and a period. */
+#define HISTORY_APPLIED_BY "Applied by run "
+
+struct history_sql {
+    char *create[HISTORY_CREATE_COUNT]; /* each idempotent; run under the lock */
+    char *select;                       /* latest entry per step */
+    char *run_rows;                     /* the entries run $1 recorded */
+    char *exists;     /* whether the table exists, and the functions of this version */
+    char *step_begin; /* SELECT step_begin($1, ..., $7): see history_send_step_begin */
+    char *step_end;   /* SELECT step_end($1, ..., $9): see history_send_step_end */
+};
 
 struct history {
     bool table_exists;
@@ -109,8 +129,14 @@ static const char history_create_end[] =
     "END\n"
     "$pgstep$";
 
-bool history_sql_build(const char *schema, history_sql *out)
+/* The columns of history_entry, in order. */
+#define HISTORY_ENTRY_COLUMNS                                                                      \
+    "kind, version, description, file_name, checksum,"                                             \
+    " pg_catalog.to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+history_sql *history_sql_new(const char *schema)
 {
+    history_sql *out = calloc(1, sizeof(*out));
     char *s = lexer_quote_identifier(schema);
     char *table = s ? history_format("%s.history", s) : NULL;
     char *begin = s ? history_format("%s." HISTORY_BEGIN_SIGNATURE, s) : NULL;
@@ -118,9 +144,8 @@ bool history_sql_build(const char *schema, history_sql *out)
     char *table_lit = table ? lexer_quote_literal(table) : NULL;
     char *begin_lit = begin ? lexer_quote_literal(begin) : NULL;
     char *end_lit = end ? lexer_quote_literal(end) : NULL;
-    bool ok = table_lit && begin_lit && end_lit;
+    bool ok = out && table_lit && begin_lit && end_lit;
 
-    memset(out, 0, sizeof(*out));
     if (ok) {
         out->create[0] = history_format("CREATE SCHEMA IF NOT EXISTS %s", s);
         out->create[1] = history_format(history_create_table, s);
@@ -133,17 +158,12 @@ bool history_sql_build(const char *schema, history_sql *out)
                                      " pg_catalog.to_regprocedure(%s) IS NOT NULL"
                                      " AND pg_catalog.to_regprocedure(%s) IS NOT NULL",
                                      table_lit, begin_lit, end_lit);
-        out->select = history_format(
-            "SELECT DISTINCT ON (kind, version, description) kind, version, description,"
-            " file_name, checksum, pg_catalog.to_char(applied_at AT TIME ZONE 'UTC',"
-            " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-            " FROM %1$s.history"
-            " ORDER BY kind, version, description, id DESC",
-            s);
-        out->run_rows = history_format(
-            "SELECT kind, version, description, checksum FROM %s.history WHERE run_id = $1", s);
-        out->begin_fn = history_format("%s.step_begin_2", s);
-        out->end_fn = history_format("%s.step_end_1", s);
+        out->select =
+            history_format("SELECT DISTINCT ON (kind, version, description) " HISTORY_ENTRY_COLUMNS
+                           " FROM %1$s.history ORDER BY kind, version, description, id DESC",
+                           s);
+        out->run_rows =
+            history_format("SELECT " HISTORY_ENTRY_COLUMNS " FROM %s.history WHERE run_id = $1", s);
         out->step_begin = history_format("SELECT %s.step_begin_2($1, $2, $3, $4, $5, $6, $7)", s);
         out->step_end =
             history_format("SELECT %s.step_end_1($1, $2, $3, $4, $5, $6, $7, $8, $9)", s);
@@ -157,35 +177,41 @@ bool history_sql_build(const char *schema, history_sql *out)
     free(end_lit);
     for (int i = 0; ok && i < HISTORY_CREATE_COUNT; i++)
         ok = out->create[i] != NULL;
-    ok = ok && out->exists && out->select && out->run_rows && out->begin_fn && out->end_fn &&
-         out->step_begin && out->step_end;
-    if (!ok)
+    ok = ok && out->exists && out->select && out->run_rows && out->step_begin && out->step_end;
+    if (!ok) {
         history_sql_free(out);
-    return ok;
+        return NULL;
+    }
+    return out;
 }
 
 void history_sql_free(history_sql *sql)
 {
+    if (!sql)
+        return;
     for (int i = 0; i < HISTORY_CREATE_COUNT; i++)
         free(sql->create[i]);
     free(sql->exists);
     free(sql->select);
     free(sql->run_rows);
-    free(sql->begin_fn);
-    free(sql->end_fn);
     free(sql->step_begin);
     free(sql->step_end);
-    memset(sql, 0, sizeof(*sql));
+    free(sql);
 }
 
-static int history_compare(step_kind ka, long long va, const char *da, step_kind kb, long long vb,
-                           const char *db)
+void history_run_init(history_run *run, const pgstep_config *cfg)
 {
-    if (ka != kb)
-        return ka == STEP_VERSIONED ? -1 : 1;
-    if (ka == STEP_VERSIONED)
-        return va < vb ? -1 : va > vb;
-    return strcmp(da, db);
+    unsigned char id[16];
+
+    memset(run, 0, sizeof(*run));
+    lock_key(cfg->lock_name, run->lock_key);
+    snprintf(run->statement_timeout, sizeof(run->statement_timeout), "%ds", cfg->statement_timeout);
+    snprintf(run->lock_timeout, sizeof(run->lock_timeout), "%ds", cfg->apply_lock_timeout);
+    randombytes_buf(id, sizeof(id));
+    sodium_bin2hex(run->run_id, sizeof(run->run_id), id, sizeof(id));
+    if (gethostname(run->host, sizeof(run->host)) != 0)
+        run->host[0] = '\0';
+    run->host[sizeof(run->host) - 1] = '\0';
 }
 
 static int history_entry_compare(const void *a, const void *b)
@@ -193,8 +219,7 @@ static int history_entry_compare(const void *a, const void *b)
     const history_entry *x = a;
     const history_entry *y = b;
 
-    return history_compare(x->kind, x->version, x->description, y->kind, y->version,
-                           y->description);
+    return step_order(x->kind, x->version, x->description, y->kind, y->version, y->description);
 }
 
 const history_entry *history_find(const history *h, const step *s)
@@ -205,8 +230,8 @@ const history_entry *history_find(const history *h, const step *s)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const history_entry *e = &h->entries[mid];
-        int cmp = history_compare(s->kind, s->version, s->description, e->kind, e->version,
-                                  e->description);
+        int cmp =
+            step_order(s->kind, s->version, s->description, e->kind, e->version, e->description);
 
         if (cmp == 0)
             return e;
@@ -218,27 +243,45 @@ const history_entry *history_find(const history *h, const step *s)
     return NULL;
 }
 
-static bool history_load_rows(history *h, const PGresult *res)
+static bool history_load_rows(history *h, const conn_rows *rows)
 {
-    int n = PQntuples(res);
+    int n = conn_rows_count(rows);
 
     h->entries = calloc(n > 0 ? (size_t)n : 1, sizeof(history_entry));
     if (!h->entries)
         return false;
     for (int i = 0; i < n; i++) {
         history_entry *e = &h->entries[h->count++];
+        const char *kind = conn_rows_value(rows, i, 0);
+        const char *version = conn_rows_value(rows, i, 1);
+        const char *checksum = conn_rows_value(rows, i, 4);
 
-        e->kind = PQgetvalue(res, i, 0)[0] == 'V' ? STEP_VERSIONED : STEP_REPEATABLE;
-        e->version = e->kind == STEP_VERSIONED ? strtoll(PQgetvalue(res, i, 1), NULL, 10) : 0;
-        e->description = strdup(PQgetvalue(res, i, 2));
-        e->file_name = strdup(PQgetvalue(res, i, 3));
-        snprintf(e->checksum, sizeof(e->checksum), "%s", PQgetvalue(res, i, 4));
-        e->applied_at = strdup(PQgetvalue(res, i, 5));
+        e->kind = kind && kind[0] == 'V' ? STEP_VERSIONED : STEP_REPEATABLE;
+        e->version = e->kind == STEP_VERSIONED && version ? strtoll(version, NULL, 10) : 0;
+        e->description = strdup(conn_rows_value(rows, i, 2) ? conn_rows_value(rows, i, 2) : "");
+        e->file_name = strdup(conn_rows_value(rows, i, 3) ? conn_rows_value(rows, i, 3) : "");
+        snprintf(e->checksum, sizeof(e->checksum), "%s", checksum ? checksum : "");
+        e->applied_at = strdup(conn_rows_value(rows, i, 5) ? conn_rows_value(rows, i, 5) : "");
         if (!e->description || !e->file_name || !e->applied_at)
             return false;
     }
     qsort(h->entries, h->count, sizeof(history_entry), history_entry_compare);
     return true;
+}
+
+static bool history_out_of_memory(pgstep_error *err)
+{
+    return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+}
+
+/* Whether the table, and the functions of this version, exist: the first row of sql->exists. */
+static void history_load_exists(history *h, const conn_rows *rows)
+{
+    const char *table = conn_rows_value(rows, 0, 0);
+    const char *functions = conn_rows_value(rows, 0, 1);
+
+    h->table_exists = table && strcmp(table, "t") == 0;
+    h->installed = h->table_exists && functions && strcmp(functions, "t") == 0;
 }
 
 /* Queues the read: a read-only transaction, every rerun-when query, the existence check and the
@@ -257,81 +300,88 @@ static bool history_send_read(conn *c, const history_sql *sql, const stepset *se
     }
     return conn_pipeline_send(c, sql->exists, 0, NULL, err) &&
            conn_pipeline_send(c, sql->select, 0, NULL, err) &&
-           conn_pipeline_send(c, "ROLLBACK", 0, NULL, err) && conn_pipeline_sync(c, err) &&
-           conn_pipeline_flush(c, err);
+           conn_pipeline_send(c, "ROLLBACK", 0, NULL, err) && conn_pipeline_sync(c, err);
 }
 
-static bool history_result_fact(PGresult *res, const step *s, char **fact, pgstep_error *err)
+/* The next reply, which must be a statement's success; false with err set otherwise. */
+static bool history_next_ok(conn *c, conn_reply *reply, pgstep_error *err)
 {
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
-        if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+    if (conn_pipeline_next(c, 0, reply, err) != CONN_WAIT_REPLY)
+        return false;
+    if (reply->kind == CONN_REPLY_OK)
+        return true;
+    if (reply->kind == CONN_REPLY_ERROR)
+        *err = reply->error;
+    else
+        error_set(err, PGSTEP_EXIT_STEP_FAILED, "the history read ended early");
+    conn_reply_clear(reply);
+    return false;
+}
+
+static bool history_read_fact(conn *c, const step *s, char **fact, pgstep_error *err)
+{
+    conn_reply reply;
+    const char *value;
+
+    if (!history_next_ok(c, &reply, err)) {
+        if (reply.kind == CONN_REPLY_SKIPPED)
             error_set(err, PGSTEP_EXIT_STEP_FAILED, "rerun-when query was not run");
         error_location(err, s->file_name, 1);
         return false;
     }
-    *fact = NULL;
-    if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0) &&
-        !(*fact = strdup(PQgetvalue(res, 0, 0))))
-        return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
-    return true;
+    if (!reply.rows) {
+        error_set(err, PGSTEP_EXIT_STEPSET, "rerun-when of %s is not a query that returns rows",
+                  s->file_name);
+        error_location(err, s->file_name, 1);
+        return false;
+    }
+    value = conn_rows_value(reply.rows, 0, 0);
+    *fact = value ? strdup(value) : NULL;
+    conn_reply_clear(&reply);
+    return !value || *fact || history_out_of_memory(err);
 }
 
-/* Reads every queued result up to the sync point, so the pipeline can be left. */
+/* Reads every queued reply up to the sync point, so the pipeline can be left. */
 static bool history_drain(conn *c, pgstep_error *err)
 {
-    for (;;) {
-        PGresult *res = conn_pipeline_next(c, err);
-        bool done;
+    conn_reply reply;
 
-        if (!res)
+    do {
+        if (conn_pipeline_next(c, 0, &reply, err) != CONN_WAIT_REPLY)
             return false;
-        done = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-        PQclear(res);
-        if (done)
-            return true;
-    }
+        conn_reply_clear(&reply);
+    } while (reply.kind != CONN_REPLY_SYNC);
+    return true;
 }
 
 static bool history_collect(conn *c, const stepset *set, history *h, char **facts,
                             pgstep_error *err)
 {
-    PGresult *res = conn_pipeline_next(c, err); /* BEGIN */
-    bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    conn_reply reply;
+    bool ok = history_next_ok(c, &reply, err); /* BEGIN */
 
-    if (res && !ok)
-        conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
-    PQclear(res);
+    if (ok)
+        conn_reply_clear(&reply);
     for (size_t i = 0; ok && i < stepset_count(set); i++) {
         const step *s = stepset_get(set, i);
 
-        if (!s->rerun_query)
-            continue;
-        res = conn_pipeline_next(c, err);
-        ok = res && history_result_fact(res, s, &facts[i], err);
-        PQclear(res);
+        if (s->rerun_query)
+            ok = history_read_fact(c, s, &facts[i], err);
     }
-    if (ok) {
-        res = conn_pipeline_next(c, err); /* exists */
-        ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-        if (res && !ok)
-            conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
-        h->table_exists = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        h->installed = h->table_exists && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-        PQclear(res);
+    if (ok && (ok = history_next_ok(c, &reply, err))) {
+        history_load_exists(h, reply.rows);
+        conn_reply_clear(&reply);
     }
-    if (ok) {
-        res = conn_pipeline_next(c, err); /* select */
-        ok = res != NULL;
-        if (ok && h->table_exists) {
-            ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-            if (!ok)
-                conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, err);
-            else if (!history_load_rows(h, res))
-                ok = error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
-        }
-        PQclear(res);
+    if (ok && conn_pipeline_next(c, 0, &reply, err) != CONN_WAIT_REPLY) /* select */
+        ok = false;
+    if (ok && h->table_exists) {
+        if (reply.kind != CONN_REPLY_OK)
+            *err = reply.error, ok = false;
+        else if (!history_load_rows(h, reply.rows))
+            ok = history_out_of_memory(err);
     }
+    if (ok)
+        conn_reply_clear(&reply);
     /* Whatever happened, consume the rest up to the sync point (or fail on a lost link). */
     if (!history_drain(c, ok ? err : &(pgstep_error){0}))
         return false;
@@ -350,7 +400,7 @@ bool history_read(conn *c, const history_sql *sql, const stepset *set, history *
     if (!h || !facts) {
         free(h);
         free(facts);
-        return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+        return history_out_of_memory(err);
     }
     ok = history_send_read(c, sql, set, err) && history_collect(c, set, h, facts, err);
     if (!conn_is_broken(c)) {
@@ -369,6 +419,120 @@ bool history_read(conn *c, const history_sql *sql, const stepset *set, history *
     *out = h;
     *facts_out = facts;
     return true;
+}
+
+bool history_read_run(conn *c, const history_sql *sql, const history_run *run, history **out,
+                      pgstep_error *err)
+{
+    const char *params[] = {run->run_id};
+    history *h = calloc(1, sizeof(*h));
+    conn_rows *rows = NULL;
+    bool ok;
+
+    *out = NULL;
+    if (!h)
+        return history_out_of_memory(err);
+    ok = conn_query(c, sql->exists, 0, NULL, &rows, err);
+    if (ok) {
+        history_load_exists(h, rows);
+        conn_rows_free(rows);
+        rows = NULL;
+    }
+    if (ok && h->table_exists)
+        ok = conn_query(c, sql->run_rows, 1, params, &rows, err);
+    if (ok && !history_load_rows(h, rows))
+        ok = history_out_of_memory(err);
+    conn_rows_free(rows);
+    if (!ok) {
+        history_free(h);
+        return false;
+    }
+    *out = h;
+    return true;
+}
+
+bool history_create(conn *c, const history_sql *sql, const history_run *run, bool *busy,
+                    pgstep_error *err)
+{
+    bool locked = false;
+    bool ok = conn_query(c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL, err) &&
+              lock_try_transaction(c, run->lock_key, &locked, err);
+
+    for (int i = 0; ok && locked && i < HISTORY_CREATE_COUNT; i++) {
+        ok = conn_query(c, sql->create[i], 0, NULL, NULL, err);
+        if (!ok && !conn_is_broken(c))
+            error_hint(err, "pgstep could not create its history table.");
+    }
+    *busy = ok && !locked;
+    if (ok && locked)
+        return conn_query(c, "COMMIT", 0, NULL, NULL, err);
+    if (!conn_is_broken(c)) {
+        pgstep_error ignored;
+
+        error_clear(&ignored);
+        conn_end_transaction(c, ok ? err : &ignored);
+    }
+    return ok && !error_is_set(err);
+}
+
+/* The kind and version of step s as history rows hold them. */
+static const char *history_kind(const step *s)
+{
+    return s->kind == STEP_VERSIONED ? "V" : "R";
+}
+
+bool history_send_step_begin(conn *c, const history_sql *sql, const history_run *run, const step *s,
+                             const char *checksum, pgstep_error *err)
+{
+    char version[HISTORY_INT_TEXT];
+    const char *params[] = {run->lock_key,    history_kind(s), NULL,
+                            s->description,   checksum,        run->statement_timeout,
+                            run->lock_timeout};
+
+    snprintf(version, sizeof(version), "%lld", s->version);
+    params[2] = s->kind == STEP_VERSIONED ? version : NULL;
+    return conn_pipeline_send(c, sql->step_begin, 7, params, err);
+}
+
+history_begin history_step_begin_outcome(const history_run *run, const conn_reply *reply)
+{
+    const pgstep_error *e = &reply->error;
+    char own[sizeof(HISTORY_APPLIED_BY) + sizeof(run->run_id) + 1];
+
+    if (reply->kind == CONN_REPLY_OK)
+        return HISTORY_BEGIN_OK;
+    if (reply->kind != CONN_REPLY_ERROR)
+        return HISTORY_BEGIN_FAILED;
+    if (strcmp(e->sqlstate, HISTORY_SQLSTATE_LOCK_BUSY) == 0)
+        return HISTORY_BEGIN_LOCK_BUSY;
+    if (strcmp(e->sqlstate, HISTORY_SQLSTATE_APPLIED) != 0)
+        return HISTORY_BEGIN_FAILED;
+    snprintf(own, sizeof(own), HISTORY_APPLIED_BY "%s.", run->run_id);
+    return strcmp(e->detail, own) == 0 ? HISTORY_BEGIN_APPLIED_BY_RUN
+                                       : HISTORY_BEGIN_APPLIED_BY_OTHER;
+}
+
+bool history_send_step_end(conn *c, const history_sql *sql, const history_run *run, const step *s,
+                           const char *checksum, long long duration_ms, pgstep_error *err)
+{
+    char version[HISTORY_INT_TEXT];
+    char duration[HISTORY_INT_TEXT];
+    const char *params[] = {history_kind(s), NULL,           s->description,
+                            s->file_name,    checksum,       NULL,
+                            run->run_id,     PGSTEP_VERSION, run->host};
+
+    snprintf(version, sizeof(version), "%lld", s->version);
+    snprintf(duration, sizeof(duration), "%lld", duration_ms);
+    params[1] = s->kind == STEP_VERSIONED ? version : NULL;
+    params[5] = duration_ms >= 0 ? duration : NULL;
+    return conn_pipeline_send(c, sql->step_end, 9, params, err);
+}
+
+long long history_step_end_duration(const conn_reply *reply)
+{
+    const char *v = conn_rows_value(reply->rows, 0, 0);
+
+    return v ? strtoll(v, NULL, 10) : -1;
 }
 
 void history_free(history *h)

@@ -60,15 +60,6 @@ static void log_timestamp(char *buf, size_t size)
     snprintf(buf + n, size - n, ".%03dZ", (int)(tv.tv_usec / 1000) % 1000);
 }
 
-/* Text values are quoted only when they would otherwise be ambiguous. */
-static void log_text_value(FILE *f, const char *s)
-{
-    if (*s != '\0' && strpbrk(s, " \"=\t\n\r\\") == NULL)
-        fputs(s, f);
-    else
-        json_write_string(f, s);
-}
-
 static void log_write(log_level level, const log_field *fields, int nfields, const char *message)
 {
     char ts[32];
@@ -89,15 +80,8 @@ static void log_write(log_level level, const log_field *fields, int nfields, con
         }
         fputs("}\n", f);
     } else {
-        fprintf(f, "%s %s: %s", ts, level_names[level], message);
-        for (int i = 0; i < nfields; i++) {
-            fprintf(f, " %s=", fields[i].key);
-            if (fields[i].str)
-                log_text_value(f, fields[i].str);
-            else
-                fprintf(f, "%lld", fields[i].num);
-        }
-        fputc('\n', f);
+        /* The message says it all for a person; the fields are for collectors. */
+        fprintf(f, "%s %s: %s\n", ts, level_names[level], message);
     }
     fflush(f);
 }
@@ -136,5 +120,23 @@ void log_error_event(const pgstep_error *err)
     if (err->hint[0])
         fields[n++] = LOG_STR("hint", err->hint);
     fields[n++] = LOG_NUM("exit_code", err->exit_code);
-    log_event(LOG_ERROR, fields, n, "%s", err->message);
+    if (current_format == LOG_FORMAT_JSON) {
+        log_event(LOG_ERROR, fields, n, "%s", err->message);
+        return;
+    }
+    /* One line, file and line first, as compilers and psql write them. */
+    {
+        char where[300] = "";
+        char sqlstate[24] = "";
+
+        if (err->file[0] && err->line > 0)
+            snprintf(where, sizeof(where), "%s:%d: ", err->file, err->line);
+        else if (err->file[0])
+            snprintf(where, sizeof(where), "%s: ", err->file);
+        if (err->sqlstate[0])
+            snprintf(sqlstate, sizeof(sqlstate), " (SQLSTATE %s)", err->sqlstate);
+        log_event(LOG_ERROR, NULL, 0, "%s%s%s.%s%s%s%s Exit code %d.", where, err->message,
+                  sqlstate, err->detail[0] ? " Detail: " : "", err->detail,
+                  err->hint[0] ? " Hint: " : "", err->hint, err->exit_code);
+    }
 }

@@ -34,24 +34,27 @@ typedef struct wait_state {
 static bool primary_writable(conn *c, wait_state *w, pgstep_error *err)
 {
     pgstep_error qerr;
-    PGresult *res;
+    conn_rows *rows;
+    const char *in_recovery;
+    const char *read_only;
     bool writable = false;
 
     error_clear(&qerr);
-    res = conn_query(c, primary_check_sql, 0, NULL, &qerr);
-    if (!res) {
+    if (!conn_query(c, primary_check_sql, 0, NULL, &rows, &qerr)) {
         if (qerr.exit_code == PGSTEP_EXIT_INTERRUPT || qerr.exit_code == PGSTEP_EXIT_TERMINATED)
             *err = qerr;
         snprintf(w->reason, sizeof(w->reason), "readiness check failed: %.900s", qerr.message);
         return false;
     }
-    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+    in_recovery = conn_rows_value(rows, 0, 0);
+    read_only = conn_rows_value(rows, 0, 1);
+    if (!in_recovery || strcmp(in_recovery, "t") == 0)
         snprintf(w->reason, sizeof(w->reason), "server is in recovery");
-    else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
+    else if (!read_only || strcmp(read_only, "t") == 0)
         snprintf(w->reason, sizeof(w->reason), "session is read-only");
     else
         writable = true;
-    PQclear(res);
+    conn_rows_free(rows);
     return writable;
 }
 
@@ -96,7 +99,8 @@ static void primary_progress(wait_state *w)
         log_field fields[] = {LOG_NUM("waited_ms", now - w->start_ms),
                               LOG_NUM("timeout_s", w->cfg->wait_timeout)};
 
-        log_event(LOG_INFO, fields, 2, "waiting for a writable primary: %s", w->reason);
+        log_event(LOG_INFO, fields, 2, "waiting for a writable primary (%lld of %d s): %s",
+                  (long long)(now - w->start_ms) / 1000, w->cfg->wait_timeout, w->reason);
         w->last_progress_ms = now;
     }
 }

@@ -5,7 +5,7 @@
 
 /* Whether a row records this application of item: the version of a versioned step, the
  * description and checksum of a repeatable one (each is applied at most once per run). */
-static bool recover_matches(const plan_item *item, const recover_row *row)
+static bool recover_matches(const plan_item *item, const history_entry *row)
 {
     const step *s = item->step;
 
@@ -17,7 +17,7 @@ static bool recover_matches(const plan_item *item, const recover_row *row)
            strcmp(row->checksum, item->checksum) == 0;
 }
 
-static bool recover_recorded(const plan_item *item, const recover_row *rows, size_t nrows)
+static bool recover_recorded(const plan_item *item, const history_entry *rows, size_t nrows)
 {
     for (size_t i = 0; i < nrows; i++) {
         if (recover_matches(item, &rows[i]))
@@ -27,7 +27,7 @@ static bool recover_recorded(const plan_item *item, const recover_row *rows, siz
 }
 
 size_t recover_resume(const plan_item *const *items, size_t from, size_t end, bool *mine,
-                      const recover_row *rows, size_t nrows)
+                      const history_entry *rows, size_t nrows)
 {
     size_t resume = end;
 

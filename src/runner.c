@@ -19,7 +19,7 @@
 typedef struct run {
     const pgstep_config *cfg;
     stepset *set;
-    history_sql sql;
+    history_sql *sql;
     conn *c;
     history *h;
     char **facts;
@@ -33,7 +33,7 @@ static void runner_end(run *r)
         history_facts_free(r->facts, stepset_count(r->set));
     history_free(r->h);
     conn_close(r->c);
-    history_sql_free(&r->sql);
+    history_sql_free(r->sql);
     stepset_free(r->set);
 }
 
@@ -48,14 +48,14 @@ static bool runner_plan(run *r, pgstep_error *err)
 {
     if (!stepset_load(r->cfg->steps_dir, r->cfg->vars, &r->set, err))
         return false;
-    if (!history_sql_build(r->cfg->history_schema, &r->sql))
-        return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    if (!(r->sql = history_sql_new(r->cfg->history_schema)))
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     if (!primary_wait(r->cfg, &r->c, err) ||
-        !history_read(r->c, &r->sql, r->set, &r->h, &r->facts, err))
+        !history_read(r->c, r->sql, r->set, &r->h, &r->facts, err))
         return false;
     r->p = plan_build(r->set, r->h, r->facts);
     if (!r->p)
-        return error_set(err, PGSTEP_EXIT_STEP_FAILED, "out of memory");
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     return true;
 }
 
@@ -117,7 +117,7 @@ int runner_apply(const pgstep_config *cfg, bool dry_run, bool allow_drift, repor
         return PGSTEP_EXIT_OK;
     }
     if (plan_work(r.p) > 0 &&
-        !apply_plan(&r.c, cfg, &r.sql, r.p, history_installed(r.h), &stats, err))
+        !apply_plan(&r.c, cfg, r.sql, r.p, history_installed(r.h), &stats, err))
         return runner_fail(&r, err);
     skipped = plan_count_state(r.p, PLAN_APPLIED) + stats.applied_by_other;
     {
@@ -125,12 +125,15 @@ int runner_apply(const pgstep_config *cfg, bool dry_run, bool allow_drift, repor
                               LOG_NUM("duration_ms", backoff_now_ms() - start)};
 
         if (stats.applied == 0)
-            log_event(LOG_INFO, fields, 3, "nothing to apply: %zu steps already applied", skipped);
+            log_event(LOG_INFO, fields, 3, "nothing to apply: %zu step%s already applied (%lld ms)",
+                      skipped, skipped == 1 ? "" : "s", (long long)(backoff_now_ms() - start));
         else
-            log_event(LOG_INFO, fields, 3, "applied %zu steps, skipped %zu", stats.applied,
-                      skipped);
+            log_event(LOG_INFO, fields, 3, "applied %zu step%s, skipped %zu (%lld ms)",
+                      stats.applied, stats.applied == 1 ? "" : "s", skipped,
+                      (long long)(backoff_now_ms() - start));
     }
-    report_summary(rep, "applied %zu steps, skipped %zu", stats.applied, skipped);
+    report_summary(rep, "applied %zu step%s, skipped %zu", stats.applied,
+                   stats.applied == 1 ? "" : "s", skipped);
     runner_end(&r);
     return PGSTEP_EXIT_OK;
 }

@@ -78,7 +78,8 @@ static void stepset_problem(loader *ld, const char *file_name, int line, const c
         fields[nfields++] = LOG_NUM("line", line);
     if (hint)
         fields[nfields++] = LOG_STR("hint", hint);
-    log_event(LOG_ERROR, fields, nfields, "%s", message);
+    log_event(LOG_ERROR, fields, nfields, "%s%s%s", message, hint ? ". Hint: " : "",
+              hint ? hint : "");
     if (ld->problems++ == 0) {
         /* Cut to fit, deliberately: it only feeds the summary's detail. */
         size_t n = strlen(message);
@@ -304,6 +305,7 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
     if (!s->no_transaction)
         directives_check_transaction_control(s->sql, s->statements, s->nstatements,
                                              stepset_file_problem, &fp);
+    directives_check_copy(s->sql, s->statements, s->nstatements, stepset_file_problem, &fp);
     return ld->problems == before;
 }
 
@@ -353,15 +355,21 @@ done:
 
 /* ---- The set ---- */
 
+int step_order(step_kind ka, long long va, const char *da, step_kind kb, long long vb,
+               const char *db)
+{
+    if (ka != kb)
+        return ka == STEP_VERSIONED ? -1 : 1;
+    if (ka == STEP_VERSIONED)
+        return va < vb ? -1 : va > vb;
+    return strcmp(da, db);
+}
+
 static int compare_steps(const void *a, const void *b)
 {
     const step *x = a, *y = b;
 
-    if (x->kind != y->kind)
-        return x->kind == STEP_VERSIONED ? -1 : 1;
-    if (x->version != y->version)
-        return x->version < y->version ? -1 : 1;
-    return strcmp(x->description, y->description);
+    return step_order(x->kind, x->version, x->description, y->kind, y->version, y->description);
 }
 
 /* Parses every name, then loads the well-named files; problems are counted in ld. */

@@ -1,5 +1,5 @@
 /* Applying a plan: each step in its own transaction under a transaction-level advisory lock,
- * many steps per round trip in one multi-statement message; steps marked no-transaction
+ * many steps in flight in one pipeline, each logged as it commits; steps marked no-transaction
  * statement by statement under a session-level lock. Exactly once even with several runners at
  * once. */
 #ifndef PGSTEP_APPLY_H
@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "pgstep/config.h"
 #include "pgstep/conn.h"
@@ -27,8 +26,5 @@ typedef struct apply_stats {
  * outlasted apply.retries, 130/143 when interrupted. */
 bool apply_plan(conn **c, const pgstep_config *cfg, const history_sql *sql, const plan *p,
                 bool installed, apply_stats *stats, pgstep_error *err);
-
-/* The 64-bit advisory lock key derived from lock.name, as decimal text. */
-void apply_lock_key(const char *name, char out[24]);
 
 #endif /* PGSTEP_APPLY_H */

@@ -1,15 +1,12 @@
 /* Connections: interruptible connect with a per-attempt timeout, failure classification for the
- * wait loop, interruptible queries, pipeline mode (the history and its facts in one round trip)
- * and multi-statement batches (many steps in one message). Query results are libpq PGresults;
- * every one handed out must be PQclear'ed by the caller. */
+ * wait loop, pgstep's own queries with their rows as text, and pipeline mode (many statements in
+ * flight, each reply read as it arrives). libpq's result objects never leave conn.c. */
 #ifndef PGSTEP_CONN_H
 #define PGSTEP_CONN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <libpq-fe.h>
 
 #include "pgstep/config.h"
 #include "pgstep/error.h"
@@ -45,43 +42,69 @@ bool conn_is_broken(const conn *c);
 /* The keepalive settings in effect on the connection's socket (keepalive.h). */
 keepalive conn_keepalive(const conn *c);
 
-/* Runs one statement with text parameters and waits for it, cancelling it if a signal arrives.
- * Returns the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK) or NULL with err filled from the
- * server error (exit code PGSTEP_EXIT_STEP_FAILED, or PGSTEP_EXIT_TEMPFAIL if the connection
- * was lost). */
-PGresult *conn_query(conn *c, const char *sql, int nparams, const char *const *params,
-                     pgstep_error *err);
+/* A query's rows as text, for the modules that own pgstep's statements (history, lock, primary,
+ * activity); nothing else sees libpq's results. */
+typedef struct conn_rows conn_rows;
 
-/* Pipeline mode: queue statements and sync points without waiting, flush, then read results in
- * order. A statement that fails makes the server skip the rest up to the next sync point. */
+int conn_rows_count(const conn_rows *rows);
+/* The value at (row, col) as text, or NULL for SQL NULL or outside the rows. */
+const char *conn_rows_value(const conn_rows *rows, int row, int col);
+void conn_rows_free(conn_rows *rows);
+
+/* Runs one of pgstep's own statements with text parameters and waits for it, cancelling it if a
+ * signal arrives. *rows (when rows is not NULL) receives its rows. False with err filled from the
+ * server error (exit code PGSTEP_EXIT_STEP_FAILED, or PGSTEP_EXIT_TEMPFAIL if the connection was
+ * lost). Only for the modules that own pgstep's statements. */
+bool conn_query(conn *c, const char *sql, int nparams, const char *const *params, conn_rows **rows,
+                pgstep_error *err);
+
+/* Pipeline mode: queue statements, flush requests and sync points without waiting, then read one
+ * reply per queued item, in order, as each arrives. A statement that fails makes the server skip
+ * the rest up to the next sync point. Each statement travels on its own (extended protocol), so
+ * the server shows and logs it alone. */
 bool conn_pipeline_enter(conn *c, pgstep_error *err);
 bool conn_pipeline_exit(conn *c, pgstep_error *err);
 bool conn_pipeline_send(conn *c, const char *sql, int nparams, const char *const *params,
                         pgstep_error *err);
+/* BEGIN ISOLATION LEVEL READ COMMITTED, and COMMIT: a step's transaction in a pipeline. READ
+ * COMMITTED because each statement must see what other runners committed before it started (a
+ * database's default may say REPEATABLE READ). */
+bool conn_pipeline_begin(conn *c, pgstep_error *err);
+bool conn_pipeline_commit(conn *c, pgstep_error *err);
+/* Asks the server to send what it has answered so far at this point of the queue, so that
+ * replies arrive as they happen rather than at the sync point. */
+bool conn_pipeline_flush_request(conn *c, pgstep_error *err);
 bool conn_pipeline_sync(conn *c, pgstep_error *err);
-/* Sends everything queued, reading input meanwhile so neither side can block the other. */
-bool conn_pipeline_flush(conn *c, pgstep_error *err);
-/* The result of the next queued item: a statement's result (any status, including
- * PGRES_FATAL_ERROR and PGRES_PIPELINE_ABORTED) or PGRES_PIPELINE_SYNC for a sync point.
- * NULL with err set if the connection broke or a signal arrived. */
-PGresult *conn_pipeline_next(conn *c, pgstep_error *err);
 
-/* Sends several statements as one simple Query message: the server runs them in order, each
- * explicit transaction in it committing on its own, and skips everything after an error. */
-bool conn_batch_send(conn *c, const char *sql, pgstep_error *err);
+typedef enum conn_reply_kind {
+    CONN_REPLY_OK,      /* the statement succeeded; rows holds its rows, if it returned any */
+    CONN_REPLY_ERROR,   /* the statement failed; error says how */
+    CONN_REPLY_SKIPPED, /* not run, because an earlier statement before the sync point failed */
+    CONN_REPLY_SYNC,    /* a sync point */
+} conn_reply_kind;
 
-/* The next statement's result of a batch; NULL once all have been read (err untouched), or
- * NULL with err set if the connection broke or a signal arrived (the batch is cancelled). */
-PGresult *conn_batch_next(conn *c, pgstep_error *err);
+typedef struct conn_reply {
+    conn_reply_kind kind;
+    conn_rows *rows;
+    pgstep_error error; /* CONN_REPLY_ERROR: message, detail, hint, sqlstate, position */
+} conn_reply;
+
+typedef enum conn_wait {
+    CONN_WAIT_REPLY,   /* *reply is filled; conn_reply_clear it */
+    CONN_WAIT_TIMEOUT, /* until_ms came first; nothing was consumed */
+    CONN_WAIT_FAILED,  /* the connection broke or a signal arrived: err says which */
+} conn_wait;
+
+/* Waits for the reply to the next queued item until until_ms on the monotonic clock (0: no
+ * limit), sending what is still queued meanwhile. A signal cancels the running statement. */
+conn_wait conn_pipeline_next(conn *c, int64_t until_ms, conn_reply *reply, pgstep_error *err);
+void conn_reply_clear(conn_reply *reply);
+
+/* The backend's process id, as pg_stat_activity shows it (through PgBouncer: PgBouncer's). */
+int conn_backend_pid(const conn *c);
 
 /* Rolls back a transaction left open or failed by a pipeline; true if there was none. */
 bool conn_end_transaction(conn *c, pgstep_error *err);
-
-/* Fills err from an error result: message, detail, hint, sqlstate. */
-void conn_result_error(const PGresult *res, int exit_code, pgstep_error *err);
-
-/* PG_DIAG_STATEMENT_POSITION of an error result as a 1-based character index, or 0. */
-int conn_error_position(const PGresult *res);
 
 /* SQLSTATEs that may clear when the transaction is simply tried again. */
 bool conn_sqlstate_retryable(const char *sqlstate);

@@ -31,4 +31,9 @@ void directives_check_transaction_control(const char *sql, const lexer_statement
                                           size_t nstatements, directives_problem_fn *problem,
                                           void *ctx);
 
+/* Reports every COPY FROM STDIN or TO STDOUT: pgstep sends and reads no COPY data, and a COPY
+ * that waits for data in the middle of a pipeline would break the connection. */
+void directives_check_copy(const char *sql, const lexer_statement *statements, size_t nstatements,
+                           directives_problem_fn *problem, void *ctx);
+
 #endif /* PGSTEP_DIRECTIVES_H */

@@ -1,5 +1,6 @@
-/* The history table (by default pgstep.history): its creation, one read of what was applied,
- * and the SQL that the apply pipeline sends to lock, re-check and record a step. */
+/* The history table (by default pgstep.history): its creation, the reads of what was applied, and
+ * the calls that lock, re-check and record each step. Every statement pgstep sends about its
+ * history is a function here, and what comes back leaves as C values. */
 #ifndef PGSTEP_HISTORY_H
 #define PGSTEP_HISTORY_H
 
@@ -12,47 +13,37 @@
 #include "pgstep/error.h"
 #include "pgstep/stepset.h"
 
-/* The latest record of one step. */
+/* Room for a 64-bit integer as decimal text. */
+#define HISTORY_INT_TEXT 24
+
+/* The latest record of one step (or, read by run, one of the run's records). */
 typedef struct history_entry {
     step_kind kind;
     long long version; /* versioned steps */
     char *description;
     char *file_name;
     char checksum[CHECKSUM_HEX_LEN + 1];
-    char *applied_at; /* as the server formats timestamptz */
+    char *applied_at; /* RFC 3339, UTC */
 } history_entry;
 
 typedef struct history history;
 
-/* pgstep's server-side objects: schema, table, unique index, and two functions whose plans
- * the server caches per session, so that the per-step bookkeeping costs little. */
-#define HISTORY_CREATE_COUNT 5
+/* pgstep's statements about the history, built once for the configured schema. */
+typedef struct history_sql history_sql;
 
-/* SQLSTATEs raised by step_begin. */
-#define HISTORY_SQLSTATE_LOCK_BUSY "PGS01"
-#define HISTORY_SQLSTATE_APPLIED   "PGS02"
-/* The detail of PGS02, followed by the run id of the row found and a period. */
-#define HISTORY_APPLIED_BY "Applied by run "
-
-/* The SQL pgstep sends about its history, built once for the configured schema. */
-typedef struct history_sql {
-    char *create[HISTORY_CREATE_COUNT]; /* each idempotent; run under the lock */
-    char *select;                       /* latest entry per step */
-    char *run_rows;   /* kind, version, description, checksum of what run $1 recorded */
-    char *exists;     /* whether the table exists, and the functions of this version */
-    char *begin_fn;   /* qualified name of step_begin(lock key, kind, version, description,
-                       * checksum, statement_timeout, lock_timeout): takes the transaction lock
-                       * or raises PGS01, re-checks the history or raises PGS02, sets the
-                       * timeouts */
-    char *end_fn;     /* qualified name of step_end(kind, version, description, file name,
-                       * checksum, duration_ms (NULL: measured since step_begin), run id,
-                       * pgstep version, client host): records the step, returns duration_ms */
-    char *step_begin; /* SELECT begin_fn($1, ..., $7) */
-    char *step_end;   /* SELECT end_fn($1, ..., $9) */
-} history_sql;
-
-bool history_sql_build(const char *schema, history_sql *out);
+history_sql *history_sql_new(const char *schema);
 void history_sql_free(history_sql *sql);
+
+/* One run's identity and settings, as step_begin and step_end take them. */
+typedef struct history_run {
+    char lock_key[HISTORY_INT_TEXT]; /* lock.h */
+    char statement_timeout[HISTORY_INT_TEXT];
+    char lock_timeout[HISTORY_INT_TEXT];
+    char run_id[33]; /* random, hex */
+    char host[256];  /* the client's host name: the pod in Kubernetes */
+} history_run;
+
+void history_run_init(history_run *run, const pgstep_config *cfg);
 
 /* Reads, in one round trip and a read-only transaction, the result of every step's rerun-when
  * query (facts[i] for step i, NULL when the step has none or the query returned NULL; the array
@@ -60,6 +51,38 @@ void history_sql_free(history_sql *sql);
  * an empty history. A failing rerun-when query names its step in err. */
 bool history_read(conn *c, const history_sql *sql, const stepset *set, history **out, char ***facts,
                   pgstep_error *err);
+
+/* Reads what run recorded: after a lost connection, what survived. A missing table is an empty
+ * history that is not installed. */
+bool history_read_run(conn *c, const history_sql *sql, const history_run *run, history **out,
+                      pgstep_error *err);
+
+/* Creates the schema, table and functions, each idempotently, in one transaction that holds the
+ * run's transaction-level advisory lock; *busy when another runner holds it (nothing done). */
+bool history_create(conn *c, const history_sql *sql, const history_run *run, bool *busy,
+                    pgstep_error *err);
+
+/* Queues step_begin for step s, recorded with checksum: takes the transaction-level lock, or
+ * fails; re-checks the history inside it; sets the run's timeouts and lets the transaction commit
+ * without waiting for the WAL flush. Its reply tells what it found. */
+bool history_send_step_begin(conn *c, const history_sql *sql, const history_run *run, const step *s,
+                             const char *checksum, pgstep_error *err);
+
+typedef enum history_begin {
+    HISTORY_BEGIN_OK,               /* locked, not applied yet: go on */
+    HISTORY_BEGIN_LOCK_BUSY,        /* another runner holds the lock */
+    HISTORY_BEGIN_APPLIED_BY_RUN,   /* applied already, by this run (a reply lost with a link) */
+    HISTORY_BEGIN_APPLIED_BY_OTHER, /* applied already, by another runner */
+    HISTORY_BEGIN_FAILED,           /* any other failure: the reply's error says */
+} history_begin;
+
+history_begin history_step_begin_outcome(const history_run *run, const conn_reply *reply);
+
+/* Queues step_end: the history row of step s. duration_ms < 0 lets the server measure since
+ * step_begin. Its reply carries the duration recorded (history_step_end_duration). */
+bool history_send_step_end(conn *c, const history_sql *sql, const history_run *run, const step *s,
+                           const char *checksum, long long duration_ms, pgstep_error *err);
+long long history_step_end_duration(const conn_reply *reply);
 
 void history_free(history *h);
 void history_facts_free(char **facts, size_t n);

@@ -10,20 +10,12 @@
 
 #include "pgstep/plan.h"
 
-/* One history row of the run. */
-typedef struct recover_row {
-    step_kind kind;
-    long long version; /* versioned steps */
-    const char *description;
-    const char *checksum;
-} recover_row;
-
 /* items[0, end) is the run's work so far; mine[k] says the run saw item k commit; the connection
  * was lost while items [from, end) were sent. Updates mine[]: an item the run committed whose row
  * is gone is no longer its own, and an item of [from, end) whose row is there is (its result may
  * never have arrived). Returns where to resume: the first item whose row is gone, else the first
  * item of [from, end) without a row, else end. */
 size_t recover_resume(const plan_item *const *items, size_t from, size_t end, bool *mine,
-                      const recover_row *rows, size_t nrows);
+                      const history_entry *rows, size_t nrows);
 
 #endif /* PGSTEP_RECOVER_H */

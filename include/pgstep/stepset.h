@@ -33,6 +33,11 @@ typedef struct step {
 
 typedef struct stepset stepset;
 
+/* The order steps apply in, and the identity a history row is matched by: versioned steps first,
+ * by version; then repeatable steps, by description. Negative, zero or positive, as strcmp. */
+int step_order(step_kind ka, long long va, const char *da, step_kind kb, long long vb,
+               const char *db);
+
 /* Reads dir (not recursively) and validates every .sql file in it; other files are ignored.
  * Every problem is logged on its own line naming the file and line; if there was any, returns
  * false with err set to PGSTEP_EXIT_STEPSET. Steps are ordered: versioned by version, then

@@ -21,7 +21,7 @@ printf 'CREATE TABLE later (id int);\n' >"$steps/V3__later.sql"
 printf 'CREATE TABLE later_r (id int);\n' >"$steps/R__later.sql"
 
 t_run 1 -c "$T_DIR/pgstep.conf" -d "$steps" apply
-t_stderr_has 'error: duplicate key value violates unique constraint "t_pkey" file=V2__broken.sql line=5 sqlstate=23505 detail="Key \(id\)=\(1\) already exists\." exit_code=1'
+t_stderr_has 'error: V2__broken.sql:5: duplicate key value violates unique constraint "t_pkey" \(SQLSTATE 23505\)\. Detail: Key \(id\)=\(1\) already exists\. Exit code 1\.$'
 [ "$(t_psql "$db" "SELECT string_agg(file_name, ',') FROM pgstep.history")" = "V1__t.sql" ] ||
     t_fail "history is not just V1"
 [ -z "$(t_psql "$db" "SELECT to_regclass('half_done')")" ] || t_fail "the failed step was not rolled back"
@@ -38,15 +38,15 @@ SELECT
 FROM t;
 SQL
 t_run 1 -c "$T_DIR/pgstep.conf" -d "$steps" apply
-t_stderr_has 'column "no_such_column" does not exist file=V2__broken.sql line=4 sqlstate=42703'
+t_stderr_has 'V2__broken.sql:4: column "no_such_column" does not exist \(SQLSTATE 42703\)'
 printf 'SELECT * FROM t WHERE id = 1::text;\n' >"$steps/V2__broken.sql"
 t_run 1 -c "$T_DIR/pgstep.conf" -d "$steps" apply
-t_stderr_has 'operator does not exist: integer = text .*sqlstate=42883 hint="No operator matches'
+t_stderr_has 'operator does not exist: integer = text \(SQLSTATE 42883\)\. Hint: No operator matches'
 
 # A failing no-transaction step: statements before the failure stay, nothing is recorded.
 printf -- '-- pgstep: no-transaction\nCREATE TABLE IF NOT EXISTS nt (id int);\nSELECT 1/0;\n' >"$steps/V2__broken.sql"
 t_run 1 -c "$T_DIR/pgstep.conf" -d "$steps" apply
-t_stderr_has 'division by zero file=V2__broken.sql line=3 sqlstate=22012'
+t_stderr_has 'V2__broken.sql:3: division by zero \(SQLSTATE 22012\)'
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 1 ] || t_fail "failed no-transaction step recorded"
 # Fixed, the next run completes it (IF NOT EXISTS makes the partial run harmless).
 printf -- '-- pgstep: no-transaction\nCREATE TABLE IF NOT EXISTS nt (id int);\nSELECT 1;\n' >"$steps/V2__broken.sql"
@@ -54,19 +54,23 @@ t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" apply
 t_stderr_has "applied 3 steps, skipped 1"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 4 ] || t_fail "completed run not recorded"
 
-# A syntax error is found by the server before anything in the batch runs, on a first run too
-# (the history's creation is in the same batch): still named by file and line, nothing created.
+# A syntax error is found when its statement reaches the server, on a first run too: named by
+# file and line; the step before it stays applied, nothing of the broken step is.
 db2=$(t_db syntax)
 t_conf "$T_DIR/syntax.conf" "$db2"
 mkdir "$T_DIR/syntax"
 printf 'CREATE TABLE ok_one (id int);\n' >"$T_DIR/syntax/V1__ok.sql"
 printf 'SELECT 1;\n\nSELEC 2;\n' >"$T_DIR/syntax/V2__typo.sql"
 t_run 1 -c "$T_DIR/syntax.conf" -d "$T_DIR/syntax" apply
-t_stderr_has 'syntax error at or near "SELEC" file=V2__typo.sql line=3 sqlstate=42601'
-[ -z "$(t_psql "$db2" "SELECT to_regclass('ok_one')")" ] || t_fail "a step ran despite the syntax error"
+t_stderr_has 'V2__typo.sql:3: syntax error at or near "SELEC" \(SQLSTATE 42601\)'
+[ "$(t_psql "$db2" "SELECT string_agg(file_name, ',') FROM pgstep.history")" = V1__ok.sql ] ||
+    t_fail "history after the syntax error: $(t_psql "$db2" "SELECT string_agg(file_name, ',') FROM pgstep.history")"
 
-# COPY to or from the client is refused instead of hanging.
+# COPY to or from the client is refused when the step set is read, before connecting.
 printf 'CREATE TABLE c (id int);\nCOPY c FROM STDIN;\n' >"$T_DIR/syntax/V2__typo.sql"
-t_run 1 -c "$T_DIR/syntax.conf" -d "$T_DIR/syntax" apply
-t_stderr_has 'pgstep does not send COPY data.* file=V2__typo.sql'
-t_ok "syntax errors and COPY FROM STDIN reported with their file"
+printf "COPY (SELECT 1) TO stdout WITH (FORMAT csv);\nCOPY c FROM '/tmp/stdin';\n" >"$T_DIR/syntax/V3__out.sql"
+t_run 65 -c "$T_DIR/syntax.conf" -d "$T_DIR/syntax" verify
+t_stderr_has 'V2__typo.sql:2: COPY FROM STDIN in a step: pgstep sends no COPY data'
+t_stderr_has 'V3__out.sql:1: COPY TO STDOUT in a step: pgstep reads no COPY data'
+t_stderr_lacks 'V3__out.sql:2'
+t_ok "syntax errors and COPY to or from the client reported with their file and line"

@@ -42,7 +42,7 @@ t_stderr_has "nothing to apply: 3 steps already applied"
 printf 'INSERT INTO items VALUES (10, %s);\n' "'ten'" >"$steps/V10__tenth_item.sql"
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" apply
 t_stderr_has "applied V10__tenth_item.sql"
-t_stderr_has "applied 1 steps, skipped 3"
+t_stderr_has "applied 1 step, skipped 3"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 4 ] || t_fail "new step not recorded alone"
 
 printf 'CREATE OR REPLACE VIEW item_names AS SELECT name, id FROM items;\n' >"$steps/R__views.sql"
@@ -51,7 +51,7 @@ t_stdout_has "^re-apply +R__views.sql +[0-9a-f]{64} \(recorded [0-9a-f]{64}\)$"
 t_stdout_has "^skip +V1__items.sql"
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" apply
 t_stderr_has "applied R__views.sql"
-t_stderr_has "applied 1 steps, skipped 3"
+t_stderr_has "applied 1 step, skipped 3"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history WHERE kind = 'R'")" = 2 ] ||
     t_fail "repeatable step not recorded again"
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" apply

@@ -30,13 +30,13 @@ plain=$(t_db plain)
 t_conf "$T_DIR/show.conf" "$plain"
 t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
 t_stderr_has 'during 10 5 3 30000'
-t_stderr_has "after $(shown "$plain") "
+t_stderr_has "after $(shown "$plain")\$"
 stricter=$(t_db stricter)
 t_psql postgres "ALTER DATABASE \"$stricter\" SET tcp_keepalives_idle = 5" >/dev/null
 t_conf "$T_DIR/show.conf" "$stricter"
 t_run 0 -c "$T_DIR/show.conf" -d "$T_DIR/show" apply
 t_stderr_has 'during 5 5 3 30000'
-t_stderr_has "after $(shown "$stricter") "
+t_stderr_has "after $(shown "$stricter")\$"
 [[ $(shown "$stricter") == "5 "* ]] || t_fail "the database setting did not reach psql's session"
 service=$(t_db service)
 printf '[pgstep_test]\nkeepalives_idle=20\ntcp_user_timeout=60000\n' >"$T_DIR/pg_service.conf"
@@ -60,7 +60,7 @@ client_port=''
 for _ in $(seq 1 400); do
     client_port=$(t_psql "$db" "SELECT client_port FROM pg_stat_activity
                                 WHERE datname = current_database() AND application_name = 'pgstep'
-                                  AND query = 'SELECT pg_sleep(2)'")
+                                  AND query = '/* pgstep V2__sleep.sql:2 */ SELECT pg_sleep(2)'")
     [ -n "$client_port" ] && break
     sleep 0.02
 done

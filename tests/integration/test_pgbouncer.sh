@@ -81,7 +81,7 @@ cat "$T_DIR/a.err" "$T_DIR/b.err" >"$T_DIR/stderr"
     t_fail "the steps did not run exactly once each: $(t_psql "$db" "SELECT version, count(*) FROM ran GROUP BY 1 HAVING count(*) <> 1")"
 applied=0
 for r in a b; do
-    n=$(sed -nE 's/.*applied=([0-9]+) skipped=.*/\1/p' "$T_DIR/$r.err" | tail -n 1)
+    n=$(sed -nE 's/.*info: applied ([0-9]+) steps?, skipped .*/\1/p; s/.*info: nothing to apply: .*/0/p' "$T_DIR/$r.err" | tail -n 1)
     [ -n "$n" ] || t_fail "runner $r logged no summary"
     applied=$((applied + n))
 done

@@ -37,5 +37,5 @@ t_stderr_has "applied R__follow.sql"
 # A failing rerun-when query names its step and exits 1.
 printf -- '-- pgstep: rerun-when SELECT no_such_column FROM pg_class\nSELECT 1;\n' >"$steps/R__follow.sql"
 t_run 1 -c "$T_DIR/pgstep.conf" -d "$steps" apply
-t_stderr_has 'column "no_such_column" does not exist file=R__follow.sql'
+t_stderr_has 'R__follow.sql:1: column "no_such_column" does not exist'
 t_ok "rerun-when re-applies on a changed fact only"

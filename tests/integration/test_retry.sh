@@ -63,7 +63,7 @@ total=$(($(t_now_ms) - start))
 [ "$rc" = 0 ] || t_fail "apply exited $rc after the table lock was released, expected 0"
 retries=$(grep -c 'retrying V2__alter.sql' "$T_DIR/stderr" || true)
 [ "$retries" -ge 2 ] || t_fail "V2 was retried only $retries times while t was locked for 2 s"
-t_stderr_has 'retrying V2__alter.sql .*sqlstate=55P03'
+t_stderr_has 'retrying V2__alter.sql .*SQLSTATE 55P03'
 [ "$after" -lt 3000 ] || t_fail "apply finished ${after} ms after the table lock was released"
 for v in 1 2 3; do
     [ "$(recorded $v)" = 1 ] || t_fail "V$v is recorded $(recorded $v) times, expected once"
@@ -85,7 +85,7 @@ gave_up=$(($(t_now_ms) - start))
 [ "$(grep -c 'retrying V5__lock.sql' "$T_DIR/stderr" || true)" = 1 ] ||
     t_fail "V5 was not retried exactly once with retries = 1"
 t_stderr_has 'Gave up on V5__lock.sql after 1 retries'
-t_stderr_has 'exit_code=75'
+t_stderr_has 'Exit code 75\.'
 [ "$gave_up" -lt 8000 ] || t_fail "giving up took ${gave_up} ms"
 [ "$(recorded 4)" = 1 ] || t_fail "V4, before the failing step, was not kept"
 [ "$(recorded 5)" = 0 ] || t_fail "V5 was recorded although it never got the table lock"

@@ -8,7 +8,7 @@ mkdir "$T_DIR/steps"
 printf 'CREATE TABLE t (id int);\n' >"$T_DIR/steps/V1__t.sql"
 t_conf "$T_DIR/pgstep.conf" "$db" "log: { termination_log = \"$T_DIR/termination\"; };"
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply
-[ "$(cat "$T_DIR/termination")" = "applied 1 steps, skipped 0" ] ||
+[ "$(cat "$T_DIR/termination")" = "applied 1 step, skipped 0" ] ||
     t_fail "summary: $(cat "$T_DIR/termination")"
 [ "$(wc -l <"$T_DIR/termination")" = 1 ] || t_fail "the summary is not one line"
 

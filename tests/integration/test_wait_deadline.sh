@@ -12,7 +12,7 @@ start=$(t_now_ms)
 t_run 69 -c "$T_DIR/refused.conf" wait
 elapsed=$(($(t_now_ms) - start))
 t_stderr_has "primary not ready after 2 s: .*Connection refused"
-t_stderr_has "exit_code=69"
+t_stderr_has "Exit code 69\."
 [ "$elapsed" -ge 1900 ] && [ "$elapsed" -lt "$(t_ms 4000)" ] || t_fail "deadline of 2 s took ${elapsed} ms"
 
 # A listener that accepts TCP connections and never answers.

@@ -38,21 +38,30 @@ static void fixture_init(fixture *f)
     }
 }
 
-static recover_row row_v(long long version)
+static char description_t[] = "t";
+static char description_a[] = "a";
+static char description_b[] = "b";
+
+static history_entry row_v(long long version)
 {
-    return (recover_row){
-        .kind = STEP_VERSIONED, .version = version, .description = "t", .checksum = "x"};
+    history_entry row = {.kind = STEP_VERSIONED, .version = version, .description = description_t};
+
+    strcpy(row.checksum, "x");
+    return row;
 }
 
-static recover_row row_r(const char *description, const char *checksum)
+static history_entry row_r(char *description, const char *checksum)
 {
-    return (recover_row){.kind = STEP_REPEATABLE, .description = description, .checksum = checksum};
+    history_entry row = {.kind = STEP_REPEATABLE, .description = description};
+
+    strcpy(row.checksum, checksum);
+    return row;
 }
 
 static void test_everything_survived_resumes_after_the_batch(void **state)
 {
     fixture f;
-    recover_row rows[] = {row_v(1), row_v(2), row_v(3)};
+    history_entry rows[] = {row_v(1), row_v(2), row_v(3)};
 
     (void)state;
     fixture_init(&f);
@@ -64,7 +73,7 @@ static void test_everything_survived_resumes_after_the_batch(void **state)
 static void test_lost_commits_resume_at_the_first_gone(void **state)
 {
     fixture f;
-    recover_row rows[] = {row_v(1)};
+    history_entry rows[] = {row_v(1)};
 
     (void)state;
     fixture_init(&f);
@@ -77,7 +86,7 @@ static void test_lost_commits_resume_at_the_first_gone(void **state)
 static void test_commits_whose_results_never_arrived_are_confirmed(void **state)
 {
     fixture f;
-    recover_row rows[] = {row_v(1), row_v(2), row_v(3)};
+    history_entry rows[] = {row_v(1), row_v(2), row_v(3)};
 
     (void)state;
     fixture_init(&f);
@@ -90,7 +99,7 @@ static void test_commits_whose_results_never_arrived_are_confirmed(void **state)
 static void test_an_earlier_batch_that_is_gone_is_resumed_first(void **state)
 {
     fixture f;
-    recover_row rows[] = {row_v(1)};
+    history_entry rows[] = {row_v(1)};
 
     (void)state;
     fixture_init(&f);
@@ -103,7 +112,7 @@ static void test_an_earlier_batch_that_is_gone_is_resumed_first(void **state)
 static void test_another_runners_items_are_not_taken_for_the_runs(void **state)
 {
     fixture f;
-    recover_row rows[] = {row_v(1), row_v(2)};
+    history_entry rows[] = {row_v(1), row_v(2)};
 
     (void)state;
     fixture_init(&f);
@@ -115,8 +124,8 @@ static void test_another_runners_items_are_not_taken_for_the_runs(void **state)
 static void test_repeatable_steps_match_on_description_and_checksum(void **state)
 {
     fixture f;
-    recover_row stale[] = {row_r("a", "old"), row_r("b", "c5")};
-    recover_row fresh[] = {row_r("a", "c4"), row_r("b", "c5")};
+    history_entry stale[] = {row_r(description_a, "old"), row_r(description_b, "c5")};
+    history_entry fresh[] = {row_r(description_a, "c4"), row_r(description_b, "c5")};
 
     (void)state;
     fixture_init(&f);
