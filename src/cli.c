@@ -77,8 +77,8 @@ void cli_print_usage(void)
            "The libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE, ...) applies.\n"
            "\n"
            "Exit codes: 0 success, 1 a step failed, 64 usage error, 65 invalid step set,\n"
-           "69 primary not ready, 75 temporary failure, 78 configuration error,\n"
-           "130/143 interrupted.\n"
+           "69 primary not ready, 71 out of memory, 75 temporary failure,\n"
+           "78 configuration error, 130/143 interrupted.\n"
            "\n"
            "Configuration keys:\n",
            CONFIG_DEFAULT_PATH);
@@ -99,7 +99,7 @@ static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
     memcpy(name, arg, namelen);
     name[namelen] = '\0';
     if (!vars_set(opts->vars, name, eq + 1))
-        return error_set(err, PGSTEP_EXIT_USAGE, "out of memory");
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     return true;
 }
 
@@ -149,7 +149,7 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
     memset(opts, 0, sizeof(*opts));
     opts->vars = vars_new();
     if (!opts->vars)
-        return error_set(err, PGSTEP_EXIT_USAGE, "out of memory");
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     opterr = 0;
     optind = 1;
     /* The leading '-' hands non-option words to us in order, as code 1. */

@@ -115,7 +115,7 @@ static bool config_set_string(char **field, const char *value, pgstep_error *err
     if (value) {
         copy = strdup(value);
         if (!copy)
-            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     }
     free(*field);
     *field = copy;
@@ -218,7 +218,7 @@ static bool config_read_variables(pgstep_config *cfg, const char *path, config_s
             return config_key_error(err, path, s, CONFIG_VARIABLES_GROUP, name);
         }
         if (!vars_set(cfg->vars, name, config_setting_get_string(s)))
-            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     }
     return true;
 }
@@ -338,7 +338,7 @@ static bool config_copy_cli_vars(pgstep_config *cfg, const cli_options *opts, pg
         const char *name = vars_name_at(opts->vars, i);
 
         if (!vars_set(cfg->vars, name, vars_get(opts->vars, name, strlen(name))))
-            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     }
     return true;
 }
@@ -352,7 +352,7 @@ bool config_load(const cli_options *opts, pgstep_config **out, pgstep_error *err
     *out = NULL;
     if (!cfg || !(cfg->vars = vars_new())) {
         free(cfg);
-        return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     }
     ok = config_apply_defaults(cfg, err);
     /* Only the default path may be absent: a file someone named must exist. */

@@ -41,7 +41,7 @@ bool secret_read_file(const char *path, char **out, pgstep_error *err)
     }
     buf = sodium_malloc(SECRET_MAX_BYTES + 1);
     if (!buf) {
-        error_set(err, PGSTEP_EXIT_CONFIG, "could not allocate memory for password file \"%s\"",
+        error_set(err, PGSTEP_EXIT_NOMEM, "could not allocate memory for password file \"%s\"",
                   path);
         return secret_fail(buf, fd);
     }

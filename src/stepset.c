@@ -207,7 +207,7 @@ oom:
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    return error_set(err, PGSTEP_EXIT_STEPSET, "out of memory");
+    return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
 }
 
 static int compare_names_by_version(const void *a, const void *b)
@@ -421,7 +421,7 @@ bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *e
     if (!list_sql_files(dir, &files, &nfiles, err))
         goto done;
     if (!(set = calloc(1, sizeof(stepset))) || !(set->dir = strdup(dir))) {
-        error_set(err, PGSTEP_EXIT_STEPSET, "out of memory");
+        error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
         goto done;
     }
     load_all(&ld, files, nfiles, set);

@@ -101,8 +101,9 @@ def pod_checks(where, job_spec):
                                           codes["CONFIG"]]),
           f"{where}: FailJob on failed steps, usage, step set and configuration errors "
           f"({codes_for('FailJob')})")
-    check(codes_for("Count") == sorted([codes["NOT_READY"], codes["TEMPFAIL"]]),
-          f"{where}: Count on not-ready and temporary failures ({codes_for('Count')})")
+    check(codes_for("Count") == sorted([codes["NOT_READY"], codes["NOMEM"], codes["TEMPFAIL"]]),
+          f"{where}: Count on not-ready, out-of-memory and temporary failures "
+          f"({codes_for('Count')})")
     for r in rules:
         if "onExitCodes" in r:
             check(r["onExitCodes"].get("containerName") == "pgstep", f"{where}: rule names the container")
