@@ -1,80 +1,55 @@
 /* Password files: read into guarded memory (never swapped, wiped on free), never logged. */
 #include "pgstep/secret.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "pgstep/exitcode.h"
+#include "pgstep/file_read.h"
 
 /* Kubernetes secret files are tiny; a large file is a mistake, not a password. */
 #define SECRET_MAX_BYTES 4096
 
-static bool secret_fail(char *buf, int fd)
+/* sodium_malloc'ed: guarded pages, wiped by sodium_free. */
+static void secret_release(void *p)
 {
-    if (buf)
-        sodium_free(buf);
-    if (fd >= 0)
-        close(fd);
-    return false;
+    sodium_free(p);
 }
+
+static const file_read_memory secret_memory = {sodium_malloc, secret_release};
 
 bool secret_read_file(const char *path, char **out, pgstep_error *err)
 {
-    /* No O_NOFOLLOW: Kubernetes mounts secret keys as symbolic links into ..data/. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *buf = NULL;
-    size_t len = 0;
-    struct stat st;
+    char reason[128];
+    file_read_status status;
+    char *buf;
+    size_t len;
+    int errnum;
 
     *out = NULL;
-    if (fd < 0)
-        return error_set(err, PGSTEP_EXIT_CONFIG, "could not open password file \"%s\": %s", path,
-                         strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" is not a regular file", path);
-        return secret_fail(buf, fd);
+    /* No O_NOFOLLOW: Kubernetes mounts secret keys as symbolic links into ..data/. */
+    status = file_read_path(path, 0, SECRET_MAX_BYTES, &secret_memory, &buf, &len, &errnum);
+    if (status != FILE_READ_OK) {
+        file_read_reason(status, errnum, SECRET_MAX_BYTES, reason, sizeof(reason));
+        if (status == FILE_READ_NOMEM)
+            return error_set(err, PGSTEP_EXIT_NOMEM,
+                             "could not allocate memory for password file \"%s\"", path);
+        if (status == FILE_READ_ERRNO)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "could not read password file \"%s\": %s",
+                             path, reason);
+        return error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" is %s", path, reason);
     }
-    buf = sodium_malloc(SECRET_MAX_BYTES + 1);
-    if (!buf) {
-        error_set(err, PGSTEP_EXIT_NOMEM, "could not allocate memory for password file \"%s\"",
-                  path);
-        return secret_fail(buf, fd);
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, SECRET_MAX_BYTES + 1 - len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            error_set(err, PGSTEP_EXIT_CONFIG, "could not read password file \"%s\": %s", path,
-                      strerror(errno));
-            return secret_fail(buf, fd);
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > SECRET_MAX_BYTES) {
-            error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" is larger than %d bytes", path,
-                      SECRET_MAX_BYTES);
-            return secret_fail(buf, fd);
-        }
-    }
-    close(fd);
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
     buf[len] = '\0';
     if (len == 0) {
-        error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" is empty", path);
-        return secret_fail(buf, -1);
+        sodium_free(buf);
+        return error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" is empty", path);
     }
     if (memchr(buf, '\0', len) != NULL) {
-        error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" contains a NUL byte", path);
-        return secret_fail(buf, -1);
+        sodium_free(buf);
+        return error_set(err, PGSTEP_EXIT_CONFIG, "password file \"%s\" contains a NUL byte", path);
     }
     sodium_mprotect_readonly(buf);
     *out = buf;

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "pgstep/file_read.h"
 
 #define STEPFILE_MAX_SIZE (16 * 1024 * 1024)
 
@@ -83,20 +83,19 @@ static char *resolve_link(const char *real_dir, const char *path, stepfile_error
 }
 
 /* Opens a step file without following links, except a link that stays inside the directory.
- * O_NONBLOCK: a FIFO must not hang the load (it is refused as not a regular file). Returns -1
- * with err filled. */
+ * A FIFO does not hang the open (file_read_open); it is refused as not a regular file. Returns
+ * -1 with err filled. */
 static int open_step_file(const char *real_dir, const char *path, stepfile_error *err)
 {
-    const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     char errbuf[128];
-    int fd = open(path, flags);
+    int fd = file_read_open(path, O_NOFOLLOW);
 
     if (fd < 0 && errno == ELOOP) {
         char *target = resolve_link(real_dir, path, err);
 
         if (!target)
             return -1;
-        fd = open(target, flags);
+        fd = file_read_open(target, O_NOFOLLOW);
         free(target);
     }
     if (fd < 0)
@@ -109,70 +108,25 @@ static int open_step_file(const char *real_dir, const char *path, stepfile_error
 static char *read_file_capped(const char *real_dir, const char *path, size_t *len,
                               stepfile_error *err)
 {
-    char errbuf[128];
-    struct stat st;
-    char *buf = NULL;
-    size_t size = 0, capacity;
+    char reason[128];
+    file_read_status status;
+    char *buf;
+    int errnum;
     int fd;
 
     fd = open_step_file(real_dir, path, err);
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        stepfile_fail(err, 0, NULL, "not a regular file");
-        goto fail;
-    }
-    if (st.st_size > STEPFILE_MAX_SIZE)
-        goto too_large;
-    /* One byte more than the file holds, to notice a file that grew meanwhile. */
-    capacity = (size_t)st.st_size + 1;
-    if (!(buf = malloc(capacity + 1))) {
-        stepfile_fail(err, 0, NULL, "out of memory");
-        goto fail;
-    }
-    for (;;) {
-        ssize_t got;
-
-        if (size == capacity) {
-            char *grown;
-
-            if (capacity > STEPFILE_MAX_SIZE)
-                goto too_large;
-            capacity = capacity * 2 > STEPFILE_MAX_SIZE + 1 ? STEPFILE_MAX_SIZE + 1 : capacity * 2;
-            if (!(grown = realloc(buf, capacity + 1))) {
-                stepfile_fail(err, 0, NULL, "out of memory");
-                goto fail;
-            }
-            buf = grown;
-        }
-        got = read(fd, buf + size, capacity - size);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            stepfile_fail(err, 0, NULL, "could not read step file: %s",
-                          error_errno_text(errno, errbuf, sizeof(errbuf)));
-            goto fail;
-        }
-        if (got == 0)
-            break;
-        size += (size_t)got;
-        /* A short read of a regular file is its end: no second read needed to see EOF. */
-        if (size < capacity)
-            break;
-    }
-    if (size > STEPFILE_MAX_SIZE)
-        goto too_large;
-    close(fd);
-    buf[size] = '\0';
-    *len = size;
-    return buf;
-
-too_large:
-    stepfile_fail(err, 0, NULL, "step file is larger than the limit of %d MiB",
-                  STEPFILE_MAX_SIZE / (1024 * 1024));
-fail:
-    free(buf);
-    close(fd);
+    status = file_read_fd(fd, STEPFILE_MAX_SIZE, &file_read_heap, &buf, len, &errnum);
+    if (status == FILE_READ_OK)
+        return buf;
+    file_read_reason(status, errnum, STEPFILE_MAX_SIZE, reason, sizeof(reason));
+    if (status == FILE_READ_ERRNO)
+        stepfile_fail(err, 0, NULL, "could not read step file: %s", reason);
+    else if (status == FILE_READ_TOO_LARGE)
+        stepfile_fail(err, 0, NULL, "step file is %s", reason);
+    else
+        stepfile_fail(err, 0, NULL, "%s", reason);
     return NULL;
 }
 
