@@ -139,33 +139,8 @@ bool directives_parse(const char *text, size_t len, bool repeatable, directives 
  * an over-long word comes back empty, so it matches no keyword. */
 static void next_word(const char *s, size_t len, size_t *pos, char *word, size_t size)
 {
-    size_t i = *pos, start;
+    size_t i = lexer_skip_blank(s, len, *pos), start;
 
-    for (;;) {
-        while (i < len && strchr(" \t\n\r\f", s[i]))
-            i++;
-        if (i + 1 < len && s[i] == '-' && s[i + 1] == '-') {
-            while (i < len && s[i] != '\n' && s[i] != '\r')
-                i++;
-        } else if (i + 1 < len && s[i] == '/' && s[i + 1] == '*') {
-            int depth = 0;
-
-            for (i += 2; i < len; i++) {
-                if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
-                    depth++;
-                    i++;
-                } else if (s[i] == '*' && i + 1 < len && s[i + 1] == '/') {
-                    i++;
-                    if (depth-- == 0) {
-                        i++;
-                        break;
-                    }
-                }
-            }
-        } else {
-            break;
-        }
-    }
     start = i;
     while (i < len && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
         i++;

@@ -163,6 +163,14 @@ static bool skip_blank(scanner *s, lexer_error *err)
     return true;
 }
 
+size_t lexer_skip_blank(const char *sql, size_t len, size_t pos)
+{
+    scanner s = {.text = sql, .len = len, .pos = pos, .line = 1};
+    lexer_error err;
+
+    return skip_blank(&s, &err) ? s.pos : len;
+}
+
 /* Finds the end of a quoted construct whose opening quote is at open. */
 static bool scan_quoted(scanner *s, size_t open, quote_style style, const char *what, size_t *end,
                         lexer_error *err)

@@ -29,6 +29,11 @@ typedef struct lexer_error {
 bool lexer_split(const char *sql, size_t len, lexer_statement **out, size_t *count,
                  lexer_error *err);
 
+/* The offset of the first byte at or after pos that is neither whitespace nor inside a comment
+ * (-- to the end of the line, or a nested block comment); len if there is none, also when a
+ * block comment is left open. */
+size_t lexer_skip_blank(const char *sql, size_t len, size_t pos);
+
 /* Copies sql to a malloc'ed, NUL-terminated *out (length *outlen), replacing :'name' with the
  * value quoted as a literal and :"name" with the value quoted as an identifier. Nothing is
  * replaced inside literals, quoted identifiers, dollar quotes or comments; "::" and a bare

@@ -176,6 +176,8 @@ static void test_transaction_control_statements_are_named(void **state)
         {"ROLLBACK PREPARED 'x'", "ROLLBACK PREPARED"},
         {"/* c */ commit", "COMMIT"},
         {"-- c\nCOMMIT", "COMMIT"},
+        {"/* a /* nested */ comment */ ROLLBACK /* x */ WORK", "ROLLBACK"},
+        {"commit -- c\r prepared 'x'", "COMMIT PREPARED"},
     };
     problems p;
 

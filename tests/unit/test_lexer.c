@@ -811,6 +811,17 @@ static void test_substituted_value_is_not_substituted_again(void **state)
     vars_free(v);
 }
 
+static void test_skip_blank_passes_whitespace_and_comments(void **state)
+{
+    const char *sql = " \t-- line\r/* a /* nested */ one */\nSELECT";
+
+    (void)state;
+    assert_int_equal(lexer_skip_blank(sql, strlen(sql), 0), strlen(sql) - 6);
+    assert_int_equal(lexer_skip_blank("x /* open", 9, 1), 9);
+    assert_int_equal(lexer_skip_blank("a  b", 4, 1), 3);
+    assert_int_equal(lexer_skip_blank("a", 1, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -869,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_substitute_hostile_literal_values_stay_one_literal),
         cmocka_unit_test(test_substitute_hostile_identifier_values_stay_one_identifier),
         cmocka_unit_test(test_substituted_value_is_not_substituted_again),
+        cmocka_unit_test(test_skip_blank_passes_whitespace_and_comments),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
