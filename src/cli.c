@@ -85,6 +85,8 @@ void cli_print_usage(void)
     config_print_keys();
 }
 
+/* Usage errors about an option's argument name the option only: the argument may be a
+ * connection string with a password in it. */
 static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
 {
     const char *eq = strchr(arg, '=');
@@ -92,10 +94,13 @@ static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
     size_t namelen;
 
     if (!eq || eq == arg)
-        return error_set(err, PGSTEP_EXIT_USAGE, "invalid variable assignment \"%s\"", arg);
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "invalid argument for option -v/--set: expected NAME=VALUE");
     namelen = (size_t)(eq - arg);
     if (namelen >= sizeof(name) || !vars_name_valid(arg, namelen))
-        return error_set(err, PGSTEP_EXIT_USAGE, "invalid variable name in \"%s\"", arg);
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "invalid variable name in option -v/--set: a name is letters, digits "
+                         "and underscores");
     memcpy(name, arg, namelen);
     name[namelen] = '\0';
     if (!vars_set(opts->vars, name, eq + 1))
@@ -137,14 +142,65 @@ static bool cli_check_flags(const cli_options *opts, pgstep_error *err)
     if (opts->log_format && strcmp(opts->log_format, "text") != 0 &&
         strcmp(opts->log_format, "json") != 0)
         return error_set(err, PGSTEP_EXIT_USAGE,
-                         "invalid value \"%s\" for option --log-format: expected text or json",
-                         opts->log_format);
+                         "invalid value for option --log-format: expected text or json");
     return true;
+}
+
+/* The long option that name (n bytes, no leading "--") is or abbreviates unambiguously, as
+ * getopt_long matches it; NULL if none. */
+static const struct option *cli_long_option(const char *name, size_t n)
+{
+    const struct option *found = NULL;
+
+    for (const struct option *o = cli_long_options; o->name; o++) {
+        if (strncmp(o->name, name, n) != 0)
+            continue;
+        if (o->name[n] == '\0')
+            return o;
+        if (found)
+            return NULL;
+        found = o;
+    }
+    return found;
+}
+
+/* Reports the option getopt_long refused (c is '?' or ':'), by name only: argv[elem] is the
+ * element it was in, and nothing else of the command line is repeated, as any other word may
+ * hold a password. */
+static bool cli_option_error(int c, char **argv, int elem, pgstep_error *err)
+{
+    const char *arg = argv[elem];
+    char shown[80];
+
+    if (strncmp(arg, "--", 2) == 0) {
+        size_t n = strcspn(arg + 2, "=");
+        const struct option *o = cli_long_option(arg + 2, n);
+
+        snprintf(shown, sizeof(shown), "--%.*s", (int)(n > 64 ? 64 : n), arg + 2);
+        for (char *p = shown; *p; p++) {
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
+        }
+        if (o && c == ':')
+            snprintf(shown, sizeof(shown), "--%s", o->name);
+        if (o && o->has_arg == no_argument && arg[2 + n] == '=')
+            return error_set(err, PGSTEP_EXIT_USAGE, "option \"--%s\" does not take an argument",
+                             o->name);
+    } else if (optopt > 0x20 && optopt < 0x7f) {
+        snprintf(shown, sizeof(shown), "-%c", optopt);
+    } else {
+        snprintf(shown, sizeof(shown), "-\\x%02x", (unsigned)optopt & 0xff);
+    }
+    if (c == ':')
+        return error_set(err, PGSTEP_EXIT_USAGE, "option \"%s\" requires an argument", shown);
+    error_set(err, PGSTEP_EXIT_USAGE, "unknown option \"%s\"", shown);
+    error_hint(err, "Try \"pgstep --help\" for more information.");
+    return false;
 }
 
 bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
 {
-    int c;
+    int c, elem;
 
     memset(opts, 0, sizeof(*opts));
     opts->vars = vars_new();
@@ -152,8 +208,10 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
         return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     opterr = 0;
     optind = 1;
-    /* The leading '-' hands non-option words to us in order, as code 1. */
-    while ((c = getopt_long(argc, argv, "-:c:d:v:hVq", cli_long_options, NULL)) != -1) {
+    /* The leading '-' hands non-option words to us in order, as code 1, so that optind before
+     * a call is the element the next option comes from. */
+    while ((elem = optind, c = getopt_long(argc, argv, "-:c:d:v:hVq", cli_long_options, NULL)) !=
+           -1) {
         switch (c) {
         case 1:
             if (!cli_set_command(optarg, opts, err))
@@ -198,15 +256,14 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
             opts->command = CLI_VERSION;
             return true;
         case ':':
-            return error_set(err, PGSTEP_EXIT_USAGE, "option \"%s\" requires an argument",
-                             argv[optind - 1]);
         default:
-            /* Only the option's name: its value may be a password. */
-            error_set(err, PGSTEP_EXIT_USAGE, "unknown option \"%.*s\"",
-                      (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
-            error_hint(err, "Try \"pgstep --help\" for more information.");
-            return false;
+            return cli_option_error(c, argv, elem < argc ? elem : argc - 1, err);
         }
+    }
+    /* Words after "--" are not options, but the command may be one of them. */
+    for (; optind < argc; optind++) {
+        if (!cli_set_command(argv[optind], opts, err))
+            return false;
     }
     if (opts->command == CLI_NONE) {
         error_set(err, PGSTEP_EXIT_USAGE, "no command given");

@@ -17,9 +17,9 @@ t_stderr_has 'unknown option "--frobnicate"'
 t_run 64 wait apply
 t_stderr_has 'unexpected argument "apply"'
 t_run 64 --log-format xml wait
-t_stderr_has 'invalid value "xml" for option --log-format'
+t_stderr_has 'invalid value for option --log-format: expected text or json'
 t_run 64 -v novalue wait
-t_stderr_has 'invalid variable assignment "novalue"'
+t_stderr_has 'invalid argument for option -v/--set: expected NAME=VALUE'
 t_run 64 -v 'bad-name=1' wait
 t_stderr_has "invalid variable name"
 t_run 64 --dry-run status
@@ -28,4 +28,33 @@ t_run 64 --json apply
 t_stderr_has "only valid with status"
 t_run 64 wait -c
 t_stderr_has "requires an argument"
+t_run 64 --help=x
+t_stderr_has 'option "--help" does not take an argument'
+t_run 64 --verb=1 wait
+t_stderr_has 'option "--verbose" does not take an argument'
+t_run 64 --dsn
+t_stderr_has 'option "--dsn" requires an argument'
 t_ok "usage errors exit 64"
+
+# A usage error names the option at fault, never another argument: any of them may be a
+# connection string with a password.
+secret=S3CRET
+for args in "--dsn|postgresql://u:$secret@h/db|-xq|verify" \
+    "--dsn|host=h password=$secret|-xq|verify" "--dsn=postgresql://u:$secret@h/db|-qx|verify" \
+    "-v|postgresql://u:$secret@h/db|verify" \
+    "--log-format|postgresql://u:$secret@h/db|verify" "--json=$secret|status" \
+    "--frobnicate=$secret|wait" "-v|bad name=$secret|wait"; do
+    IFS='|' read -ra argv <<<"$args"
+    t_run 64 "${argv[@]}"
+    t_stderr_lacks "$secret"
+    [ "$(grep -c . "$T_DIR/stderr")" = 1 ] || t_fail "${argv[0]}: expected one line on stderr"
+done
+t_run 64 --dsn "postgresql://u:$secret@h/db" -xq verify
+t_stderr_has 'unknown option "-x"'
+t_ok "usage errors never repeat an argument that may hold a password"
+
+# After "--" every word is an operand, the command too.
+t_run 0 -d "$T_DIR" -- verify
+t_run 64 -- --verify
+t_stderr_has 'unknown command "--verify"'
+t_ok "the command may follow --"
