@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libconfig.h>
 
+#include "pgstep/config_scan.h"
 #include "pgstep/exitcode.h"
 
 typedef enum config_type {
@@ -165,12 +167,16 @@ static bool config_group_known(const char *group)
     return false;
 }
 
-/* Prefixes the message already in err with "file:line: key "group.name": " and locates it. */
+/* Prefixes the message already in err with "file:line: key "group.name": " and locates it;
+ * file is the included file the setting is in, if it is in one. */
 static bool config_key_error(pgstep_error *err, const char *path, const config_setting_t *s,
                              const char *group, const char *name)
 {
     char message[ERROR_TEXT_MAX];
     int line = (int)config_setting_source_line(s);
+
+    if (config_setting_source_file(s))
+        path = config_setting_source_file(s);
 
     snprintf(message, sizeof(message), "%s", err->message);
     if (name)
@@ -255,27 +261,31 @@ static bool config_read_group(pgstep_config *cfg, const char *path, config_setti
 
 static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error *err)
 {
+    config_scan *scan;
     config_t lc;
     config_setting_t *root;
     bool ok = true;
 
+    /* pgstep reads the files, so that libconfig never opens what is not a regular file. */
+    if (!config_scan_read(path, &scan, err))
+        return false;
     config_init(&lc);
-    if (!config_read_file(&lc, path)) {
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-            error_set(err, PGSTEP_EXIT_CONFIG, "could not read configuration file \"%s\": %s", path,
-                      strerror(errno));
-        else {
-            error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: syntax error: %s", path,
-                      config_error_line(&lc), config_error_text(&lc));
-            error_location(err, path, config_error_line(&lc));
-        }
+    if (!config_read_string(&lc, config_scan_text(scan))) {
+        /* An error in an included file is reported there. */
+        const char *file = config_error_file(&lc) ? config_error_file(&lc) : path;
+
+        error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: syntax error: %s", file, config_error_line(&lc),
+                  config_error_text(&lc));
+        error_location(err, file, config_error_line(&lc));
         config_destroy(&lc);
+        config_scan_free(scan);
         return false;
     }
     root = config_root_setting(&lc);
     for (int i = 0; ok && i < config_setting_length(root); i++)
         ok = config_read_group(cfg, path, config_setting_get_elem(root, (unsigned)i), err);
     config_destroy(&lc);
+    config_scan_free(scan);
     if (ok)
         ok = config_set_string(&cfg->source_path, path, err);
     return ok;
@@ -317,6 +327,7 @@ static bool config_apply_overrides(pgstep_config *cfg, const cli_options *opts, 
 static bool config_validate(const pgstep_config *cfg, pgstep_error *err)
 {
     const char *where = cfg->source_path ? cfg->source_path : "configuration";
+    struct stat st;
 
     if (cfg->history_schema[0] == '\0')
         return error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"steps.schema\": must not be empty",
@@ -327,6 +338,11 @@ static bool config_validate(const pgstep_config *cfg, pgstep_error *err)
     if (cfg->steps_dir[0] == '\0')
         return error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"steps.directory\": must not be empty",
                          where);
+    /* Written at the very end of the run: a FIFO there would block the exit. */
+    if (cfg->termination_log && stat(cfg->termination_log, &st) == 0 && !S_ISREG(st.st_mode))
+        return error_set(err, PGSTEP_EXIT_CONFIG,
+                         "%s: key \"log.termination_log\": \"%s\" is not a regular file", where,
+                         cfg->termination_log);
     return true;
 }
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pgstep/log.h"
@@ -35,6 +36,7 @@ void report_failure(report *rep, const pgstep_error *err)
 void report_write_termination_log(const report *rep, const char *path)
 {
     char line[sizeof(rep->summary) + 1];
+    struct stat st;
     size_t len;
     int fd;
 
@@ -43,8 +45,11 @@ void report_write_termination_log(const report *rep, const char *path)
     len = (size_t)snprintf(line, sizeof(line), "%s\n", rep->summary);
     if (len >= sizeof(line))
         len = sizeof(line) - 1;
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, line, len) != (ssize_t)len)
+    /* O_NONBLOCK: a FIFO without a reader must not hold the exit back (it is refused). */
+    fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+    if ((fd < 0 && errno == ENXIO) || (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))))
+        log_warn("could not write termination log \"%s\": not a regular file", path);
+    else if (fd < 0 || ftruncate(fd, 0) != 0 || write(fd, line, len) != (ssize_t)len)
         log_warn("could not write termination log \"%s\": %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);

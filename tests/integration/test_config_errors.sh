@@ -51,7 +51,77 @@ t_stderr_lacks "secretvalue"
 
 # A file named with -c (or PGSTEP_CONFIG) must exist; the default path may be absent.
 t_run 78 -c "$T_DIR/absent.conf" wait
-t_stderr_has "could not read configuration file \".*absent.conf\""
+t_stderr_has "could not read configuration file \".*absent.conf\": no such file or directory"
 PGSTEP_CONFIG="$T_DIR/absent.conf" t_run 78 wait
 t_stderr_has "absent.conf"
 t_ok "12 configuration error classes exit 78 naming file, line and key"
+
+# Only regular files are read, without blocking: a FIFO (or a link to one) or a directory as
+# the configuration file, an included file, the password file or the termination log is an
+# error at once, even with no writer on the FIFO.
+mkfifo "$T_DIR/fifo"
+ln -s "$T_DIR/fifo" "$T_DIR/fifo-link"
+mkdir "$T_DIR/dir"
+bounded() {
+    local expected=$1 rc=0
+    shift
+    timeout 20 "$PGSTEP_BIN" "$@" >"$T_DIR/stdout" 2>"$T_DIR/stderr" || rc=$?
+    [ "$rc" = "$expected" ] || t_fail "pgstep $* exited $rc, expected $expected"
+    [ "$(grep -c . "$T_DIR/stderr")" = 1 ] || t_fail "pgstep $*: expected one line on stderr"
+}
+bounded 78 -c "$T_DIR/fifo" wait
+t_stderr_has "configuration file \".*/fifo\" is not a regular file"
+PGSTEP_CONFIG="$T_DIR/fifo-link" bounded 78 wait
+t_stderr_has "configuration file \".*/fifo-link\" is not a regular file"
+bounded 78 -c "$T_DIR/dir" wait
+t_stderr_has "configuration file \".*/dir\" is not a regular file"
+printf '%s\n\n@include "%s"\n' "$base" "$T_DIR/fifo" >"$T_DIR/inc-fifo.conf"
+bounded 78 -c "$T_DIR/inc-fifo.conf" wait
+t_stderr_has "inc-fifo.conf:4: could not read included file \".*/fifo\": not a regular file"
+printf '%s\n@include "%s"\n' "$base" "$T_DIR/dir" >"$T_DIR/inc-dir.conf"
+bounded 78 -c "$T_DIR/inc-dir.conf" wait
+t_stderr_has "inc-dir.conf:3: could not read included file \".*/dir\": not a regular file"
+printf '%s\n@include "%s"\n' "$base" "$T_DIR/absent.conf" >"$T_DIR/inc-absent.conf"
+bounded 78 -c "$T_DIR/inc-absent.conf" wait
+t_stderr_has "inc-absent.conf:3: could not read included file \".*/absent.conf\": no such file"
+for pw in fifo fifo-link dir; do
+    printf '%s\nconnection: { password_file = "%s"; };\n' "wait: { timeout = 1; };" \
+        "$T_DIR/$pw" >"$T_DIR/pw.conf"
+    bounded 78 -c "$T_DIR/pw.conf" --dsn "host=127.0.0.1 port=$port user=postgres" wait
+    t_stderr_has "password file \".*/$pw\" is not a regular file"
+done
+printf '%s\nlog: { termination_log = "%s"; };\n' "$base" "$T_DIR/fifo" >"$T_DIR/term.conf"
+bounded 78 -c "$T_DIR/term.conf" wait
+t_stderr_has 'key "log.termination_log": ".*/fifo" is not a regular file'
+t_no_connection "non-regular files"
+t_ok "FIFOs, links to them and directories are refused at once"
+
+# An error in an included file names that file and its line.
+printf '\nlock: { timeout = = 1; };\n' >"$T_DIR/inc-syntax.conf"
+printf '%s\n@include "%s"\n' "$base" "$T_DIR/inc-syntax.conf" >"$T_DIR/inc.conf"
+bounded 78 -c "$T_DIR/inc.conf" wait
+t_stderr_has "inc-syntax.conf:2: syntax error"
+printf '\n\nlock: { timeot = 1; };\n' >"$T_DIR/inc-key.conf"
+printf '%s\n@include "%s"\n' "$base" "$T_DIR/inc-key.conf" >"$T_DIR/inc.conf"
+bounded 78 -c "$T_DIR/inc.conf" wait
+t_stderr_has 'inc-key.conf:3: key "lock.timeot": unknown key'
+t_no_connection "included files"
+t_ok "errors in included files are located there"
+
+# The configuration is capped, in bytes and in settings, so that parsing it stays quick.
+{
+    printf '%s\nvariables: { big = "' "$base"
+    head -c $((1024 * 1024)) /dev/zero | tr '\0' x
+    printf '"; };\n'
+} >"$T_DIR/large.conf"
+bounded 78 -c "$T_DIR/large.conf" wait
+t_stderr_has 'configuration file ".*large.conf" is larger than the limit of 1 MiB'
+{
+    printf '%s\nvariables: {' "$base"
+    for i in $(seq 1 1001); do printf ' v%d = "x";' "$i"; done
+    printf ' };\n'
+} >"$T_DIR/many.conf"
+bounded 78 -c "$T_DIR/many.conf" wait
+t_stderr_has 'many.conf:3: the configuration holds more than 1000 settings'
+t_no_connection "large files"
+t_ok "configuration size and settings are capped"
