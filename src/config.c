@@ -188,16 +188,23 @@ static bool config_key_error(pgstep_error *err, const char *path, const config_s
     return false;
 }
 
-static bool config_read_setting(pgstep_config *cfg, const config_key *k, config_setting_t *s,
-                                pgstep_error *err)
+static bool config_read_setting(pgstep_config *cfg, const config_scan *scan, const config_key *k,
+                                config_setting_t *s, pgstep_error *err)
 {
     int type = config_setting_type(s);
 
     if (k->type == CONFIG_INT) {
+        const char *wide;
         long long value;
 
         if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
             return error_set(err, PGSTEP_EXIT_CONFIG, "expected an integer");
+        /* libconfig keeps a wrapped value of a literal too wide for it: report it as written. */
+        wide = config_scan_wide_integer(scan, config_setting_source_file(s),
+                                        (int)config_setting_source_line(s), k->group, k->name);
+        if (wide)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "value %s is out of range %d..%d", wide,
+                             k->min, k->max);
         value = config_setting_get_int64(s);
         if (value < k->min || value > k->max)
             return error_set(err, PGSTEP_EXIT_CONFIG, "value %lld is out of range %d..%d", value,
@@ -229,8 +236,8 @@ static bool config_read_variables(pgstep_config *cfg, const char *path, config_s
     return true;
 }
 
-static bool config_read_group(pgstep_config *cfg, const char *path, config_setting_t *group,
-                              pgstep_error *err)
+static bool config_read_group(pgstep_config *cfg, const char *path, const config_scan *scan,
+                              config_setting_t *group, pgstep_error *err)
 {
     const char *gname = config_setting_name(group);
     int n;
@@ -253,7 +260,7 @@ static bool config_read_group(pgstep_config *cfg, const char *path, config_setti
 
         if (!k)
             error_set(err, PGSTEP_EXIT_CONFIG, "unknown key");
-        if (!k || !config_read_setting(cfg, k, s, err))
+        if (!k || !config_read_setting(cfg, scan, k, s, err))
             return config_key_error(err, path, s, gname, name);
     }
     return true;
@@ -283,7 +290,7 @@ static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error 
     }
     root = config_root_setting(&lc);
     for (int i = 0; ok && i < config_setting_length(root); i++)
-        ok = config_read_group(cfg, path, config_setting_get_elem(root, (unsigned)i), err);
+        ok = config_read_group(cfg, path, scan, config_setting_get_elem(root, (unsigned)i), err);
     config_destroy(&lc);
     config_scan_free(scan);
     if (ok)

@@ -1,8 +1,11 @@
 /* The configuration's text before libconfig parses it: read through file_read (regular files,
- * capped, never blocking), @include targets followed, settings counted. The scan knows just
- * enough of libconfig's syntax for that: comments, strings, names and assignments. */
+ * capped, never blocking), @include targets followed, integer literals libconfig would wrap
+ * noted. The scan knows just enough of libconfig's syntax for that: comments, strings, names,
+ * assignments and numbers. */
 #include "pgstep/config_scan.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +17,24 @@
 /* libconfig's own limit on nested includes. */
 #define CONFIG_SCAN_MAX_DEPTH 10
 
+/* An integer literal too wide for what libconfig keeps of it. */
+typedef struct wide_integer {
+    char *file;  /* NULL: the main file */
+    char *group; /* the top-level group it is in, "" if none */
+    char *name;
+    int first_line; /* the name's line */
+    int last_line;  /* the literal's line */
+    char *literal;
+} wide_integer;
+
 struct config_scan {
     char *text;      /* the main file */
     size_t total;    /* bytes read */
     size_t settings; /* "name =" and "name :" seen */
+    int braces;      /* groups open where the scan is, across included files */
+    char group[64];  /* the top-level group open, while braces is 1 or more */
+    wide_integer *wide;
+    size_t nwide;
 };
 
 /* What one file's scan needs: where it is and how deep. */
@@ -90,6 +107,27 @@ static bool scan_include(config_scan *scan, scan_file *f, const char *path, pgst
     return ok;
 }
 
+static bool scan_note_wide(config_scan *scan, const scan_file *f, const char *name, size_t nlen,
+                           int name_line, const char *literal, size_t llen)
+{
+    wide_integer *grown = realloc(scan->wide, (scan->nwide + 1) * sizeof(*grown));
+    wide_integer *w;
+
+    if (!grown)
+        return false;
+    scan->wide = grown;
+    w = &scan->wide[scan->nwide];
+    memset(w, 0, sizeof(*w));
+    w->group = strdup(scan->braces == 1 ? scan->group : "");
+    w->name = strndup(name, nlen);
+    w->literal = strndup(literal, llen);
+    w->file = f->main ? NULL : strdup(f->path);
+    w->first_line = name_line;
+    w->last_line = f->line;
+    scan->nwide++;
+    return w->group && w->name && w->literal && (f->main || w->file);
+}
+
 static bool is_name_start(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '*';
@@ -98,6 +136,11 @@ static bool is_name_start(char c)
 static bool is_name_char(char c)
 {
     return is_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /* Skips whitespace and comments, counting lines. */
@@ -172,6 +215,40 @@ static bool scan_include_line(config_scan *scan, scan_file *f, pgstep_error *err
     return scan_include(scan, f, path, err);
 }
 
+/* A number at f->pos assigned to name: noted if libconfig would wrap it. */
+static bool scan_number(config_scan *scan, scan_file *f, const char *name, size_t nlen,
+                        int name_line)
+{
+    const char *start = f->text + f->pos, *p = start, *digits;
+    bool hex, wide, suffix;
+    char *end;
+
+    if (*p == '+' || *p == '-')
+        p++;
+    hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_hex(p[2]);
+    digits = p;
+    p += hex ? 2 : 0;
+    while (hex ? is_hex(*p) : (*p >= '0' && *p <= '9'))
+        p++;
+    if (p == digits || *p == '.' || (!hex && (*p == 'e' || *p == 'E')))
+        return true; /* not an integer */
+    suffix = *p == 'L';
+    errno = 0;
+    if (hex) {
+        unsigned long long v = strtoull(digits, &end, 16);
+
+        wide = errno == ERANGE || (suffix ? false : v > INT_MAX) || start[0] == '-';
+    } else {
+        long long v = strtoll(start, &end, 10);
+
+        wide = errno == ERANGE || (!suffix && (v < INT_MIN || v > INT_MAX));
+    }
+    f->pos = (size_t)(p - f->text);
+    if (!wide)
+        return true;
+    return scan_note_wide(scan, f, name, nlen, name_line, start, (size_t)(p - start));
+}
+
 static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err)
 {
     bool line_start = true;
@@ -193,19 +270,35 @@ static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err)
 
             scan_string(f, ignored, sizeof(ignored));
         } else if (is_name_start(c)) {
+            const char *name = f->text + f->pos;
             int name_line = f->line;
+            size_t nlen = 0;
 
-            while (f->pos < f->len && is_name_char(f->text[f->pos]))
+            while (f->pos < f->len && is_name_char(f->text[f->pos])) {
                 f->pos++;
+                nlen++;
+            }
             skip_blank(f);
             if (f->pos < f->len && (f->text[f->pos] == '=' || f->text[f->pos] == ':')) {
+                const char *value;
+
                 if (++scan->settings > CONFIG_SCAN_MAX_SETTINGS)
                     return scan_fail(err, f, name_line,
                                      "the configuration holds more than %d settings",
                                      CONFIG_SCAN_MAX_SETTINGS);
                 f->pos++;
+                skip_blank(f);
+                value = f->text + f->pos;
+                if (f->pos < f->len && *value == '{' && scan->braces == 0)
+                    snprintf(scan->group, sizeof(scan->group), "%.*s", (int)nlen, name);
+                if (!scan_number(scan, f, name, nlen, name_line))
+                    return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
             }
         } else {
+            if (c == '{')
+                scan->braces++;
+            else if (c == '}' && scan->braces > 0 && --scan->braces == 0)
+                scan->group[0] = '\0';
             f->pos++;
         }
     }
@@ -249,10 +342,32 @@ const char *config_scan_text(const config_scan *scan)
     return scan->text;
 }
 
+const char *config_scan_wide_integer(const config_scan *scan, const char *file, int line,
+                                     const char *group, const char *name)
+{
+    for (size_t i = 0; i < scan->nwide; i++) {
+        const wide_integer *w = &scan->wide[i];
+
+        if ((file == NULL) != (w->file == NULL) || (file && strcmp(file, w->file) != 0))
+            continue;
+        if (strcmp(group, w->group) == 0 && strcmp(name, w->name) == 0 && line >= w->first_line &&
+            line <= w->last_line)
+            return w->literal;
+    }
+    return NULL;
+}
+
 void config_scan_free(config_scan *scan)
 {
     if (!scan)
         return;
+    for (size_t i = 0; i < scan->nwide; i++) {
+        free(scan->wide[i].file);
+        free(scan->wide[i].group);
+        free(scan->wide[i].name);
+        free(scan->wide[i].literal);
+    }
+    free(scan->wide);
     free(scan->text);
     free(scan);
 }

@@ -56,6 +56,22 @@ PGSTEP_CONFIG="$T_DIR/absent.conf" t_run 78 wait
 t_stderr_has "absent.conf"
 t_ok "12 configuration error classes exit 78 naming file, line and key"
 
+# Integer literals too wide for libconfig's int are out of range, shown as written, not wrapped.
+check wide_int 'wide_int.conf:3: key "lock.timeout": value 4294967297 is out of range 0..86400' \
+    'lock: { timeout = 4294967297; };'
+check wide_zero 'wide_zero.conf:3: key "lock.timeout": value 4294967296 is out of range' \
+    'lock: { timeout = 4294967296; };'
+check wide_negative 'wide_negative.conf:4: key "apply.retries": value -4294967295 is out of range' \
+    'apply: {
+  retries = -4294967295; };'
+check wide_int64 'wide_int64.conf:3: key "apply.retries": value 9223372036854775808 is out of' \
+    'apply: { retries = 9223372036854775808; };'
+check wide_hex 'wide_hex.conf:3: key "apply.retries": value 0x100000001 is out of range' \
+    'apply: { retries = 0x100000001; };'
+check wide_group 'wide_group.conf:3: key "apply.retries": value 4294967297 is out of range' \
+    'lock: { timeout = 1; }; apply: { retries = 4294967297; };'
+t_ok "integers beyond 32 bits are out of range, not wrapped"
+
 # Only regular files are read, without blocking: a FIFO (or a link to one) or a directory as
 # the configuration file, an included file, the password file or the termination log is an
 # error at once, even with no writer on the FIFO.
