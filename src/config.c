@@ -266,6 +266,20 @@ static bool config_read_group(pgstep_config *cfg, const char *path, const config
     return true;
 }
 
+/* Remembers where connection.conninfo was set, so that libpq's complaint about it can say. */
+static bool config_note_conninfo_source(pgstep_config *cfg, const char *path,
+                                        const config_setting_t *s, pgstep_error *err)
+{
+    char source[ERROR_TEXT_MAX];
+
+    if (!s)
+        return true;
+    snprintf(source, sizeof(source), "%s:%d: key \"connection.conninfo\"",
+             config_setting_source_file(s) ? config_setting_source_file(s) : path,
+             (int)config_setting_source_line(s));
+    return config_set_string(&cfg->conninfo_source, source, err);
+}
+
 static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error *err)
 {
     config_scan *scan;
@@ -291,6 +305,8 @@ static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error 
     root = config_root_setting(&lc);
     for (int i = 0; ok && i < config_setting_length(root); i++)
         ok = config_read_group(cfg, path, scan, config_setting_get_elem(root, (unsigned)i), err);
+    if (ok)
+        ok = config_note_conninfo_source(cfg, path, config_lookup(&lc, "connection.conninfo"), err);
     config_destroy(&lc);
     config_scan_free(scan);
     if (ok)
@@ -317,12 +333,20 @@ static bool config_apply_overrides(pgstep_config *cfg, const cli_options *opts, 
     const char *dsn = opts->dsn ? opts->dsn : env_dsn;
     const char *dir = opts->steps_dir ? opts->steps_dir : env_dir;
 
-    if (dsn && !config_set_string(&cfg->conninfo, dsn, err))
+    if (dsn &&
+        (!config_set_string(&cfg->conninfo, dsn, err) ||
+         !config_set_string(&cfg->conninfo_source,
+                            opts->dsn ? "option --dsn" : "environment variable PGSTEP_DSN", err)))
         return false;
+    if (opts->steps_dir && !opts->steps_dir[0])
+        return error_set(err, PGSTEP_EXIT_USAGE, "option -d/--dir: directory must not be empty");
+    if (!opts->steps_dir && dir && !dir[0])
+        return error_set(err, PGSTEP_EXIT_CONFIG,
+                         "environment variable PGSTEP_DIR: directory must not be empty");
     if (dir && !config_set_string(&cfg->steps_dir, dir, err))
         return false;
     if (opts->log_format && !log_format_parse(opts->log_format, &cfg->log_format))
-        return error_set(err, PGSTEP_EXIT_USAGE, "invalid log format \"%s\"", opts->log_format);
+        return error_set(err, PGSTEP_EXIT_USAGE, "invalid value for option --log-format");
     if (opts->verbosity == CLI_VERBOSITY_QUIET)
         cfg->log_level = LOG_WARN;
     else if (opts->verbosity == CLI_VERBOSITY_VERBOSE)
@@ -402,6 +426,7 @@ void config_free(pgstep_config *cfg)
             free(*config_str_field(cfg, &config_keys[i]));
     }
     free(cfg->source_path);
+    free(cfg->conninfo_source);
     vars_free(cfg->vars);
     free(cfg);
 }

@@ -101,6 +101,7 @@ static void conn_redact_quoted(char *msg)
  * (keepalive.h). */
 static bool conn_check_conninfo(const pgstep_config *cfg, bool *service, pgstep_error *err)
 {
+    char reason[ERROR_TEXT_MAX] = "";
     char *errmsg = NULL;
     PQconninfoOption *opts;
 
@@ -113,15 +114,17 @@ static bool conn_check_conninfo(const pgstep_config *cfg, bool *service, pgstep_
         secret_free_options(opts);
         return true;
     }
-    error_set(err, PGSTEP_EXIT_CONFIG, "invalid connection string: ");
     if (errmsg) {
-        conn_first_line(errmsg, err->message + strlen(err->message),
-                        sizeof(err->message) - strlen(err->message));
+        conn_first_line(errmsg, reason, sizeof(reason));
         if (secret_in_conninfo(cfg->conninfo))
-            conn_redact_quoted(err->message);
+            conn_redact_quoted(reason);
         PQfreemem(errmsg);
     }
-    return false;
+    /* Where the string came from: the configuration file's line, --dsn or PGSTEP_DSN. */
+    if (cfg->conninfo_source)
+        return error_set(err, PGSTEP_EXIT_CONFIG, "%s: invalid connection string: %s",
+                         cfg->conninfo_source, reason);
+    return error_set(err, PGSTEP_EXIT_CONFIG, "invalid connection string: %s", reason);
 }
 
 /* Waits until fd is ready for events or the deadline passes (0: none), in slices so signals are

@@ -41,6 +41,8 @@ typedef struct pgstep_config {
     vars *vars;
     /* where the configuration came from, for messages; NULL if no file was read */
     char *source_path;
+    /* where conninfo came from ("FILE:LINE: key ...", "option --dsn", ...); NULL: default */
+    char *conninfo_source;
 } pgstep_config;
 
 /* Builds the configuration from the file (opts->config_path, else $PGSTEP_CONFIG, else the

@@ -34,6 +34,10 @@ t_run 64 --verb=1 wait
 t_stderr_has 'option "--verbose" does not take an argument'
 t_run 64 --dsn
 t_stderr_has 'option "--dsn" requires an argument'
+t_run 64 -d '' verify
+t_stderr_has 'option -d/--dir: directory must not be empty'
+PGSTEP_DIR='' t_run 78 verify
+t_stderr_has 'environment variable PGSTEP_DIR: directory must not be empty'
 t_ok "usage errors exit 64"
 
 # A usage error names the option at fault, never another argument: any of them may be a

@@ -45,9 +45,15 @@ check empty_schema 'key "steps.schema": must not be empty' \
 # A connection string libpq cannot parse; the password it holds is not echoed.
 printf 'connection: { conninfo = "host=127.0.0.1 password secretvalue"; };\n' >"$T_DIR/dsn.conf"
 t_run 78 -c "$T_DIR/dsn.conf" wait
-t_stderr_has "invalid connection string"
+t_stderr_has 'dsn.conf:1: key "connection.conninfo": invalid connection string: missing "..."'
 t_no_connection "bad conninfo"
 t_stderr_lacks "secretvalue"
+# The same from --dsn or PGSTEP_DSN names that.
+t_run 78 -c "$T_DIR/dsn.conf" --dsn "host=127.0.0.1 port" wait
+t_stderr_has 'option --dsn: invalid connection string'
+PGSTEP_DSN="host=127.0.0.1 port" t_run 78 -c "$T_DIR/dsn.conf" wait
+t_stderr_has 'environment variable PGSTEP_DSN: invalid connection string'
+t_no_connection "bad --dsn"
 
 # A file named with -c (or PGSTEP_CONFIG) must exist; the default path may be absent.
 t_run 78 -c "$T_DIR/absent.conf" wait
