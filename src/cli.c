@@ -77,8 +77,8 @@ void cli_print_usage(void)
            "The libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE, ...) applies.\n"
            "\n"
            "Exit codes: 0 success, 1 a step failed, 64 usage error, 65 invalid step set,\n"
-           "69 primary not ready, 71 out of memory, 75 temporary failure,\n"
-           "78 configuration error, 130/143 interrupted.\n"
+           "69 primary not ready, 71 out of memory, 74 output not written,\n"
+           "75 temporary failure, 78 configuration error, 130/143 interrupted.\n"
            "\n"
            "Configuration keys:\n",
            CONFIG_DEFAULT_PATH);

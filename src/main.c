@@ -1,5 +1,6 @@
 /* pgstep: parse the command line, load the configuration, run one command, and map its outcome
  * to an exit code and one final log event. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,20 @@ static int run_command(const cli_options *opts, const pgstep_config *cfg, report
     }
 }
 
+/* Output that never reached stdout (a full disk, a closed pipe) fails the run, even when the
+ * command itself succeeded: a script reading it would get nothing, or half of it. */
+static bool stdout_written(pgstep_error *err)
+{
+    char errbuf[128];
+
+    if (fflush(stdout) != 0)
+        return error_set(err, PGSTEP_EXIT_IO, "could not write to standard output: %s",
+                         error_errno_text(errno, errbuf, sizeof(errbuf)));
+    if (ferror(stdout))
+        return error_set(err, PGSTEP_EXIT_IO, "could not write to standard output");
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     cli_options opts;
@@ -70,6 +85,10 @@ int main(int argc, char **argv)
         else
             printf("pgstep %s\n", PGSTEP_VERSION);
         cli_options_free(&opts);
+        if (!stdout_written(&err)) {
+            log_error_event(&err);
+            return err.exit_code;
+        }
         return PGSTEP_EXIT_OK;
     }
     if (!config_load(&opts, &cfg, &err)) {
@@ -80,6 +99,8 @@ int main(int argc, char **argv)
     cli_scrub_argv(&opts);
     log_configure(cfg->log_format, cfg->log_level);
     code = run_command(&opts, cfg, &rep, &err);
+    if (code == PGSTEP_EXIT_OK && !stdout_written(&err))
+        code = err.exit_code;
     if (code != PGSTEP_EXIT_OK) {
         log_error_event(&err);
         report_failure(&rep, &err);

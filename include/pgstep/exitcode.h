@@ -9,6 +9,7 @@ enum pgstep_exit {
     PGSTEP_EXIT_STEPSET = 65,     /* invalid step set, drift, undefined variable */
     PGSTEP_EXIT_NOT_READY = 69,   /* primary not ready before the deadline */
     PGSTEP_EXIT_NOMEM = 71,       /* out of memory */
+    PGSTEP_EXIT_IO = 74,          /* output (status, plan, help) could not be written to stdout */
     PGSTEP_EXIT_TEMPFAIL = 75,    /* lock not obtained in time, retries exhausted */
     PGSTEP_EXIT_CONFIG = 78,      /* configuration error */
     PGSTEP_EXIT_INTERRUPT = 130,  /* SIGINT */

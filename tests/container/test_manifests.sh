@@ -101,8 +101,9 @@ def pod_checks(where, job_spec):
                                           codes["CONFIG"]]),
           f"{where}: FailJob on failed steps, usage, step set and configuration errors "
           f"({codes_for('FailJob')})")
-    check(codes_for("Count") == sorted([codes["NOT_READY"], codes["NOMEM"], codes["TEMPFAIL"]]),
-          f"{where}: Count on not-ready, out-of-memory and temporary failures "
+    check(codes_for("Count") == sorted([codes["NOT_READY"], codes["NOMEM"], codes["IO"],
+                                        codes["TEMPFAIL"]]),
+          f"{where}: Count on not-ready, out-of-memory, output and temporary failures "
           f"({codes_for('Count')})")
     for r in rules:
         if "onExitCodes" in r:

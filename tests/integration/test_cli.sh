@@ -62,3 +62,21 @@ t_run 0 -d "$T_DIR" -- verify
 t_run 64 -- --verify
 t_stderr_has 'unknown command "--verify"'
 t_ok "the command may follow --"
+
+# Output that cannot be written fails the run with 74, after saying so, whatever the command.
+full_run() {
+    local rc=0
+    "$PGSTEP_BIN" "$@" >/dev/full 2>"$T_DIR/stderr" || rc=$?
+    [ "$rc" = 74 ] || t_fail "pgstep $* >/dev/full exited $rc, expected 74"
+    t_stderr_has "could not write to standard output: no space left on device"
+}
+db=$(t_db cli_full)
+mkdir "$T_DIR/steps"
+printf 'CREATE TABLE t (id int);\n' >"$T_DIR/steps/V1__t.sql"
+t_conf "$T_DIR/pgstep.conf" "$db"
+full_run --help
+full_run --version
+full_run -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" status --json
+full_run -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" status
+full_run -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply --dry-run
+t_ok "a failed write to stdout exits 74"
