@@ -4,6 +4,7 @@
 #include "pgstep/conn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,71 @@ static void conn_redact_quoted(char *msg)
     memcpy(msg, out, n + 1);
 }
 
+/* Whether text is an integer as libpq reads one (strtol, white space around it allowed) and
+ * within lo..hi. */
+static bool conn_integer_in(const char *text, long lo, long hi)
+{
+    char *end;
+    long value;
+
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (end == text || errno == ERANGE)
+        return false;
+    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r' || *end == '\f' ||
+           *end == '\v')
+        end++;
+    return *end == '\0' && value >= lo && value <= hi;
+}
+
+/* One port per host, comma-separated; an empty one means the default. */
+static bool conn_ports_valid(const char *list)
+{
+    char port[32];
+
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+
+        if (n >= sizeof(port))
+            return false;
+        memcpy(port, p, n);
+        port[n] = '\0';
+        if (n > 0 && !conn_integer_in(port, 1, 65535))
+            return false;
+        if (p[n] == '\0')
+            return true;
+        p += n + 1;
+    }
+}
+
+/* libpq reads these options' values only while connecting, and a bad one then looks like an
+ * unreachable server, retried until wait.timeout: they are checked here instead. Returns the
+ * keyword of the first bad one, with what was expected in why. */
+static const char *conn_bad_integer(const PQconninfoOption *opts, const char **why)
+{
+    static const char *const integers[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle",
+        "keepalives_count", "tcp_user_timeout", "keepalives_interval",
+    };
+
+    for (const PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !o->val[0])
+            continue;
+        if (strcmp(o->keyword, "port") == 0 && !conn_ports_valid(o->val)) {
+            *why = "expected a port number from 1 to 65535";
+            return o->keyword;
+        }
+        for (size_t i = 0; i < sizeof(integers) / sizeof(integers[0]); i++) {
+            if (strcmp(o->keyword, integers[i]) == 0 &&
+                !conn_integer_in(o->val, INT_MIN, INT_MAX)) {
+                *why = "expected an integer";
+                return o->keyword;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Refuses a connection string libpq cannot parse; says whether the connection uses a service
  * (keepalive.h). */
 static bool conn_check_conninfo(const pgstep_config *cfg, bool *service, pgstep_error *err)
@@ -110,11 +176,16 @@ static bool conn_check_conninfo(const pgstep_config *cfg, bool *service, pgstep_
         return true;
     opts = PQconninfoParse(cfg->conninfo, &errmsg);
     if (opts) {
+        const char *why, *bad = conn_bad_integer(opts, &why);
+
         *service = keepalive_uses_service(opts);
+        if (bad)
+            snprintf(reason, sizeof(reason), "option \"%s\": %s", bad, why);
         secret_free_options(opts);
-        return true;
+        if (!bad)
+            return true;
     }
-    if (errmsg) {
+    if (!opts && errmsg) {
         conn_first_line(errmsg, reason, sizeof(reason));
         if (secret_in_conninfo(cfg->conninfo))
             conn_redact_quoted(reason);

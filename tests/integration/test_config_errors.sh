@@ -55,6 +55,18 @@ PGSTEP_DSN="host=127.0.0.1 port" t_run 78 -c "$T_DIR/dsn.conf" wait
 t_stderr_has 'environment variable PGSTEP_DSN: invalid connection string'
 t_no_connection "bad --dsn"
 
+# Integer options libpq reads only when connecting are configuration errors at once, not an
+# unreachable server waited on until wait.timeout.
+printf '%s\n' "$base" >"$T_DIR/ints.conf"
+for dsn in "port=abc" "port=99999" "port=$port,abc" "keepalives=abc" "keepalives_idle=1x" \
+    "connect_timeout=99999999999" "postgresql://127.0.0.1:99999/postgres" \
+    "postgresql://127.0.0.1:$port/postgres?tcp_user_timeout=x"; do
+    case $dsn in postgresql://*) ;; *) dsn="host=127.0.0.1 user=postgres $dsn" ;; esac
+    t_run 78 -c "$T_DIR/ints.conf" --dsn "$dsn" wait
+    t_stderr_has 'option --dsn: invalid connection string: option "[a-z_]+": expected (an integer|a port number from 1 to 65535)'
+done
+t_no_connection "bad integer options"
+
 # A file named with -c (or PGSTEP_CONFIG) must exist; the default path may be absent.
 t_run 78 -c "$T_DIR/absent.conf" wait
 t_stderr_has "could not read configuration file \".*absent.conf\": no such file or directory"
