@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pgstep/file_read.h"
+#include "pgstep/utf8.h"
 
 #define STEPFILE_MAX_SIZE (16 * 1024 * 1024)
 
@@ -132,58 +133,6 @@ static char *read_file_capped(const char *real_dir, const char *path, size_t *le
 
 /* ---- Checking the text ---- */
 
-/* Length of the valid UTF-8 sequence at p, or 0: rejects overlong forms, surrogates and code
- * points past U+10FFFF, as PostgreSQL's pg_utf8_islegal does. */
-static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    if (avail < n)
-        return 0;
-    /* The second byte carries the range limits. */
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    }
-    return n;
-}
-
-size_t stepfile_utf8_invalid_offset(const char *text, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        size_t n = utf8_sequence_len((const unsigned char *)text + i, len - i);
-
-        if (n == 0)
-            return i;
-        i += n;
-    }
-    return len;
-}
-
 static bool only_whitespace(const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -202,7 +151,7 @@ static bool check_text(const char *text, size_t len, stepfile_error *err)
     if (nul)
         return stepfile_fail(err, stepfile_line_of(text, (size_t)(nul - text)), NULL,
                              "step file contains a NUL byte");
-    bad = stepfile_utf8_invalid_offset(text, len);
+    bad = utf8_invalid_offset(text, len);
     if (bad < len)
         return stepfile_fail(err, stepfile_line_of(text, bad), NULL,
                              "invalid byte sequence for encoding \"UTF8\": 0x%02x",

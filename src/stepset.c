@@ -16,6 +16,7 @@
 #include "pgstep/exitcode.h"
 #include "pgstep/log.h"
 #include "pgstep/stepfile.h"
+#include "pgstep/utf8.h"
 
 #define STEPSET_SUFFIX ".sql"
 
@@ -168,8 +169,11 @@ static bool list_sql_files(const char *dir, char ***out, size_t *count, pgstep_e
         if (!de)
             break;
         if (!has_suffix(de->d_name, STEPSET_SUFFIX, false)) {
+            char shown[256];
+
             if (has_suffix(de->d_name, STEPSET_SUFFIX, true))
-                log_warn("%s: ignored: step files end in lowercase \".sql\"", de->d_name);
+                log_warn("%s: ignored: step files end in lowercase \".sql\"",
+                         utf8_escape(de->d_name, shown, sizeof(shown)));
             continue;
         }
         if (n == capacity) {
@@ -288,7 +292,7 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
         stepset_problem(ld, name, lerr.line, NULL, "%s", lerr.message);
         return false;
     }
-    bad = stepfile_utf8_invalid_offset(s->sql, s->sql_len);
+    bad = utf8_invalid_offset(s->sql, s->sql_len);
     if (bad < s->sql_len) {
         stepset_problem(ld, name, stepfile_line_of(s->sql, bad), NULL,
                         "a substituted variable value is not valid UTF-8");
@@ -385,8 +389,20 @@ static void load_all(loader *ld, char **files, size_t nfiles, stepset *set)
     for (size_t i = 0; i < nfiles; i++) {
         const char *why =
             parse_step_name(files[i], &names[i].kind, &names[i].version, &desc_starts[i]);
+        char shown[256];
 
         names[i].file_name = files[i];
+        /* The server and JSON want UTF-8, and a control character would reach terminals and
+         * break lines: such a name is refused, and shown escaped. */
+        if (utf8_invalid_offset(files[i], strlen(files[i])) < strlen(files[i]) ||
+            utf8_has_control(files[i])) {
+            utf8_escape(files[i], shown, sizeof(shown));
+            stepset_problem(ld, shown, 0, STEPSET_NAME_HINT, "invalid step file name \"%s\": %s",
+                            shown,
+                            utf8_has_control(files[i]) ? "it holds a control character"
+                                                       : "it is not valid UTF-8");
+            continue;
+        }
         names[i].valid = why == NULL;
         if (why && *why)
             stepset_problem(ld, files[i], 0, STEPSET_NAME_HINT, "invalid step file name \"%s\": %s",

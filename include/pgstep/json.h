@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-/* Writes s as a quoted JSON string (with escapes) to f. */
+/* Writes s as a quoted JSON string to f: control characters escaped, invalid UTF-8 as U+FFFD. */
 void json_write_string(FILE *f, const char *s);
 
 #endif /* PGSTEP_JSON_H */

@@ -23,9 +23,6 @@ typedef struct stepfile_error {
 bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
                    size_t *len, stepfile_error *err);
 
-/* Offset of the first byte of text that is not valid UTF-8, or len if all of it is. */
-size_t stepfile_utf8_invalid_offset(const char *text, size_t len);
-
 /* The 1-based line that offset falls on. */
 int stepfile_line_of(const char *text, size_t offset);
 

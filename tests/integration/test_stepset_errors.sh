@@ -65,6 +65,21 @@ mk several V3__empty.sql ''
 t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/several" verify
 [ "$(grep -c "error: " "$T_DIR/stderr")" = 3 ] || t_fail "expected two problem lines and a summary"
 
+# File names that are not valid UTF-8 or hold control characters are refused, and shown
+# escaped: the raw bytes would reach terminals, and break JSON and the status table.
+mk bad_utf8_name "$(printf 'R__bad\xff.sql')" 'SELECT 1;\n'
+check bad_utf8_name 'invalid step file name "R__bad\\xff.sql": it is not valid UTF-8'
+mk escape_name "$(printf 'R__\033[2Jx.sql')" 'SELECT 1;\n'
+check escape_name 'invalid step file name "R__\\x1b\[2Jx.sql": it holds a control character'
+mk newline_name "$(printf 'V1__a\nb.sql')" 'SELECT 1;\n'
+check newline_name 'invalid step file name "V1__a\\x0ab.sql": it holds a control character'
+for name in bad_utf8_name escape_name newline_name; do
+    t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/$name" --log-format json verify
+    python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1])]' "$T_DIR/stderr" ||
+        t_fail "$name: a JSON log line is not valid JSON"
+    ! grep -q "$(printf '\033')" "$T_DIR/stderr" || t_fail "$name: an escape character was logged"
+done
+
 t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/no_such_dir" verify
 t_stderr_has "no_such_dir"
 

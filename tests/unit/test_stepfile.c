@@ -150,20 +150,6 @@ static void test_line_of_counts_newlines_before_offset(void **state)
     assert_int_equal(stepfile_line_of("a\nb\nc", 4), 3);
 }
 
-static void test_utf8_offset_finds_first_bad_byte(void **state)
-{
-    static const char overlong[] = "ok \xC0\xAF";
-    static const char surrogate[] = "\xED\xA0\x80";
-    static const char truncated[] = "\xE2\x82";
-    static const char good[] = "\xE2\x82\xAC \xF0\x9F\x98\x80";
-
-    (void)state;
-    assert_int_equal(stepfile_utf8_invalid_offset(overlong, sizeof(overlong) - 1), 3);
-    assert_int_equal(stepfile_utf8_invalid_offset(surrogate, sizeof(surrogate) - 1), 0);
-    assert_int_equal(stepfile_utf8_invalid_offset(truncated, sizeof(truncated) - 1), 0);
-    assert_int_equal(stepfile_utf8_invalid_offset(good, sizeof(good) - 1), sizeof(good) - 1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,7 +161,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_file_and_directory_are_refused, setup,
                                         teardown),
         cmocka_unit_test(test_line_of_counts_newlines_before_offset),
-        cmocka_unit_test(test_utf8_offset_finds_first_bad_byte),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
