@@ -228,6 +228,10 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
                 return false;
             break;
         case OPT_DSN:
+            /* Only the last --dsn counts: an earlier one is never used, so it is overwritten
+             * at once (cli_scrub_argv does the last one once the configuration has it). */
+            if (opts->dsn)
+                cli_scrub_argv(opts);
             opts->dsn = optarg;
             break;
         case OPT_LOG_FORMAT:

@@ -65,6 +65,46 @@ void secret_free(char *secret)
     sodium_free(secret);
 }
 
+static int secret_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Whether uri, with its percent escapes decoded as libpq decodes them (in parameter names
+ * too: "?%70assword=" is the password), names a password parameter. */
+static bool secret_uri_names_password(const char *uri)
+{
+    size_t len = strlen(uri), n = 0;
+    char *decoded = sodium_malloc(len + 1);
+    bool found;
+
+    /* Without memory to look, assume the worst: the caller then hides the string. */
+    if (!decoded)
+        return true;
+    for (size_t i = 0; i < len; i++) {
+        /* A NUL is no hex digit, so neither read passes the end. */
+        int hi = uri[i] == '%' ? secret_hex_value(uri[i + 1]) : -1;
+        int lo = hi >= 0 ? secret_hex_value(uri[i + 2]) : -1;
+
+        if (lo >= 0) {
+            decoded[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            decoded[n++] = uri[i];
+        }
+    }
+    decoded[n] = '\0';
+    found = strstr(decoded, "password") != NULL;
+    sodium_free(decoded);
+    return found;
+}
+
 bool secret_in_conninfo(const char *conninfo)
 {
     const char *scheme = strstr(conninfo, "://");
@@ -74,6 +114,8 @@ bool secret_in_conninfo(const char *conninfo)
         return true;
     if (!scheme)
         return false;
+    if (strchr(scheme, '%') && secret_uri_names_password(scheme))
+        return true;
     at = strchr(scheme + 3, '@');
     return at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL;
 }

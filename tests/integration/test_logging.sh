@@ -37,6 +37,20 @@ wait "$pid" 2>/dev/null || true
 grep -q -- "--dsn" "$T_DIR/cmdline" || t_fail "could not read the command line"
 ! grep -q -- "$secret" "$T_DIR/cmdline" || t_fail "the password shows in the process's command line"
 
+# So do the passwords of every --dsn given, and one under a percent-encoded parameter name,
+# which libpq decodes.
+"$PGSTEP_BIN" --dsn "host=127.0.0.1 port=$port user=postgres password=${secret}1" \
+    --dsn "postgresql://postgres:${secret}2@127.0.0.1:$port/postgres" \
+    --dsn "postgresql://127.0.0.1:$port/postgres?user=postgres&%70assword=${secret}3" \
+    -c "$T_DIR/pgstep.conf" wait >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+tr '\0' ' ' <"/proc/$pid/cmdline" >"$T_DIR/cmdline"
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+[ "$(grep -o -- "--dsn" "$T_DIR/cmdline" | wc -l)" = 3 ] || t_fail "could not read the command line"
+! grep -q -- "$secret" "$T_DIR/cmdline" || t_fail "a password shows in the process's command line"
+
 # Server errors come with sqlstate, file and line fields.
 db=$(t_db json)
 mkdir "$T_DIR/steps"
