@@ -15,6 +15,7 @@
 
 #include "pgstep/config_scan.h"
 #include "pgstep/exitcode.h"
+#include "pgstep/interrupt.h"
 
 typedef enum config_type {
     CONFIG_STRING,
@@ -311,7 +312,8 @@ static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error 
     config_scan_free(scan);
     if (ok)
         ok = config_set_string(&cfg->source_path, path, err);
-    return ok;
+    /* A signal while parsing ends the run here rather than after connecting. */
+    return ok && !interrupt_check(err);
 }
 
 static bool config_apply_defaults(pgstep_config *cfg, pgstep_error *err)

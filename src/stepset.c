@@ -14,6 +14,7 @@
 
 #include "pgstep/directives.h"
 #include "pgstep/exitcode.h"
+#include "pgstep/interrupt.h"
 #include "pgstep/log.h"
 #include "pgstep/stepfile.h"
 #include "pgstep/utf8.h"
@@ -412,7 +413,8 @@ static void load_all(loader *ld, char **files, size_t nfiles, stepset *set)
                             files[i]);
     }
     check_duplicate_versions(ld, names, nfiles);
-    for (size_t i = 0; i < nfiles; i++) {
+    /* Reading and substituting many large files takes a while: a signal stops it. */
+    for (size_t i = 0; i < nfiles && !interrupt_pending(); i++) {
         if (names[i].valid && load_step(ld, &names[i], desc_starts[i], &set->steps[set->count]))
             set->count++;
     }
@@ -441,6 +443,8 @@ bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *e
         goto done;
     }
     load_all(&ld, files, nfiles, set);
+    if (interrupt_check(err))
+        goto done;
     if (ld.problems > 0) {
         error_set(err, PGSTEP_EXIT_STEPSET, "step set \"%s\" is invalid: %d %s", dir, ld.problems,
                   ld.problems == 1 ? "problem" : "problems");
