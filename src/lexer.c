@@ -740,8 +740,8 @@ static bool substitute_variable(const scanner *s, const token *tok, const vars *
     return true;
 }
 
-bool lexer_substitute(const char *sql, size_t len, const vars *v, char **out, size_t *outlen,
-                      lexer_error *err)
+bool lexer_substitute(const char *sql, size_t len, const vars *v, size_t max, char **out,
+                      size_t *outlen, lexer_error *err)
 {
     scanner s = {.text = sql, .len = len, .pos = 0, .line = 1};
     outbuf b = {0};
@@ -762,6 +762,9 @@ bool lexer_substitute(const char *sql, size_t len, const vars *v, char **out, si
         if (!substitute_variable(&s, &tok, v, &b, err))
             goto fail;
         copied = tok.end;
+        /* Checked as it grows: a few references to a large value could take gigabytes. */
+        if (b.len + (len - copied) > max)
+            goto too_large;
     }
     outbuf_append(&b, sql + copied, len - copied);
     if (b.failed) {
@@ -772,6 +775,17 @@ bool lexer_substitute(const char *sql, size_t len, const vars *v, char **out, si
     *outlen = b.len;
     return true;
 
+too_large:
+    if (max % (1024 * 1024) == 0)
+        lexer_set_error(err, tok.line,
+                        "the step with its variables substituted is larger than the limit of "
+                        "%zu MiB",
+                        max / (1024 * 1024));
+    else
+        lexer_set_error(err, tok.line,
+                        "the step with its variables substituted is larger than the limit of "
+                        "%zu bytes",
+                        max);
 fail:
     free(b.data);
     return false;

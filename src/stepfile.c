@@ -14,8 +14,6 @@
 #include "pgstep/file_read.h"
 #include "pgstep/utf8.h"
 
-#define STEPFILE_MAX_SIZE (16 * 1024 * 1024)
-
 static bool stepfile_fail(stepfile_error *err, int line, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -258,7 +258,8 @@ static void load_rerun_query(loader *ld, const char *name, const directives *d, 
     size_t nstmts = 0, len = 0;
     char *query = NULL;
 
-    if (!lexer_substitute(d->rerun_query, strlen(d->rerun_query), ld->vars, &query, &len, &lerr) ||
+    if (!lexer_substitute(d->rerun_query, strlen(d->rerun_query), ld->vars, STEPFILE_MAX_SIZE,
+                          &query, &len, &lerr) ||
         !lexer_split(query, len, &stmts, &nstmts, &lerr)) {
         stepset_problem(ld, name, d->rerun_line, NULL, "rerun-when query: %s", lerr.message);
     } else if (nstmts != 1) {
@@ -289,7 +290,7 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
     lexer_error lerr;
     size_t bad;
 
-    if (!lexer_substitute(text, len, ld->vars, &s->sql, &s->sql_len, &lerr)) {
+    if (!lexer_substitute(text, len, ld->vars, STEPFILE_MAX_SIZE, &s->sql, &s->sql_len, &lerr)) {
         stepset_problem(ld, name, lerr.line, NULL, "%s", lerr.message);
         return false;
     }

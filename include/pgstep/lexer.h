@@ -38,9 +38,10 @@ size_t lexer_skip_blank(const char *sql, size_t len, size_t pos);
  * value quoted as a literal and :"name" with the value quoted as an identifier. Nothing is
  * replaced inside literals, quoted identifiers, dollar quotes or comments; "::" and a bare
  * :name are left as they are. A newline in a literal value is written as an E'' escape so that
- * line numbers do not move. A reference to an undefined variable fills err and returns false. */
-bool lexer_substitute(const char *sql, size_t len, const vars *v, char **out, size_t *outlen,
-                      lexer_error *err);
+ * line numbers do not move. A reference to an undefined variable, or a result larger than max
+ * bytes, fills err and returns false. */
+bool lexer_substitute(const char *sql, size_t len, const vars *v, size_t max, char **out,
+                      size_t *outlen, lexer_error *err);
 
 /* Returns value quoted as an SQL literal ('...' or E'...'), the way PQescapeLiteral does, with
  * newlines escaped; malloc'ed. */

@@ -8,6 +8,9 @@
 
 #include "pgstep/error.h"
 
+/* The largest step: a step file, and also its SQL with variables substituted. */
+#define STEPFILE_MAX_SIZE (16 * 1024 * 1024)
+
 /* Why a step file was refused. */
 typedef struct stepfile_error {
     int line;         /* 1-based line at fault, 0 when the problem is the whole file */
@@ -18,8 +21,8 @@ typedef struct stepfile_error {
 /* Reads dir/name into a malloc'ed, NUL-terminated *text of *len bytes with every CRLF turned
  * into LF (lines keep their numbers). A symbolic link is followed only when it stays inside
  * real_dir, the directory with its links resolved. Refuses what is not a regular file, is over
- * 16 MiB, or is not text (a NUL byte, invalid UTF-8, a byte order mark, nothing but white
- * space): then fills err and returns false. The file name is not part of err's message. */
+ * STEPFILE_MAX_SIZE, or is not text (a NUL byte, invalid UTF-8, a byte order mark, nothing but
+ * white space): then fills err and returns false. The file name is not part of err's message. */
 bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
                    size_t *len, stepfile_error *err);
 

@@ -80,6 +80,21 @@ for name in bad_utf8_name escape_name newline_name; do
     ! grep -q "$(printf '\033')" "$T_DIR/stderr" || t_fail "$name: an escape character was logged"
 done
 
+# Substitution is capped like a step file: 200 references to a 100 kB value would be 20 MB.
+mkdir "$T_DIR/huge"
+{
+    printf 'SELECT 1;\nSELECT '
+    for _ in $(seq 1 200); do printf ":'big', "; done
+    printf '1;\n'
+} >"$T_DIR/huge/V1__huge.sql"
+{
+    cat "$T_DIR/pgstep.conf"
+    printf 'variables: { big = "%s"; };\n' "$(head -c 100000 /dev/zero | tr '\0' x)"
+} >"$T_DIR/huge.conf"
+t_run 65 -c "$T_DIR/huge.conf" -d "$T_DIR/huge" verify
+t_stderr_has 'V1__huge.sql:2: the step with its variables substituted is larger than the limit of 16 MiB'
+t_no_connection "huge substitution"
+
 t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/no_such_dir" verify
 t_stderr_has "no_such_dir"
 

@@ -84,7 +84,7 @@ static char *substitute(const char *sql, const vars *v)
     size_t outlen = 0;
     lexer_error err;
 
-    if (!lexer_substitute(sql, strlen(sql), v, &out, &outlen, &err))
+    if (!lexer_substitute(sql, strlen(sql), v, SIZE_MAX, &out, &outlen, &err))
         fail_msg("substitute failed at line %d: %s", err.line, err.message);
     assert_non_null(out);
     assert_int_equal(outlen, strlen(out));
@@ -612,7 +612,7 @@ static void test_substitute_undefined_variable_fails_with_line(void **state)
     const char *sql = "SELECT :'x';\n\nSELECT :\"nope\";";
 
     (void)state;
-    assert_false(lexer_substitute(sql, strlen(sql), v, &out, &outlen, &err));
+    assert_false(lexer_substitute(sql, strlen(sql), v, SIZE_MAX, &out, &outlen, &err));
     assert_null(out);
     assert_int_equal(err.line, 3);
     assert_string_equal(err.message, "undefined variable \"nope\"");
@@ -627,7 +627,7 @@ static void test_substitute_empty_identifier_fails(void **state)
     lexer_error err;
 
     (void)state;
-    assert_false(lexer_substitute(":\"x\"", 4, v, &out, &outlen, &err));
+    assert_false(lexer_substitute(":\"x\"", 4, v, SIZE_MAX, &out, &outlen, &err));
     assert_string_equal(err.message, "variable \"x\" is empty and cannot be an identifier");
     lit = substitute(":'x'", v);
     assert_string_equal(lit, "''");
@@ -643,7 +643,7 @@ static void test_substitute_reports_unterminated_construct(void **state)
     lexer_error err;
 
     (void)state;
-    assert_false(lexer_substitute("SELECT 1;\n'open", 15, v, &out, &outlen, &err));
+    assert_false(lexer_substitute("SELECT 1;\n'open", 15, v, SIZE_MAX, &out, &outlen, &err));
     assert_int_equal(err.line, 2);
     assert_string_equal(err.message, "unterminated quoted string");
     vars_free(v);
@@ -822,6 +822,27 @@ static void test_skip_blank_passes_whitespace_and_comments(void **state)
     assert_int_equal(lexer_skip_blank("a", 1, 0), 0);
 }
 
+static void test_substitute_stops_at_the_size_limit(void **state)
+{
+    const char *sql = "SELECT 1;\nSELECT :'a', :'a',\n :'a';\n";
+    vars *v = vars_new();
+    lexer_error err;
+    char *out = NULL;
+    size_t outlen;
+
+    (void)state;
+    assert_true(vars_set(v, "a", "0123456789"));
+    /* Each reference adds 8 bytes: 36 become 60. The third one takes it past 55. */
+    assert_true(lexer_substitute(sql, strlen(sql), v, 60, &out, &outlen, &err));
+    assert_int_equal(outlen, 60);
+    free(out);
+    assert_false(lexer_substitute(sql, strlen(sql), v, 55, &out, &outlen, &err));
+    assert_null(out);
+    assert_int_equal(err.line, 3);
+    assert_non_null(strstr(err.message, "larger than the limit of 55 bytes"));
+    vars_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -881,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_substitute_hostile_identifier_values_stay_one_identifier),
         cmocka_unit_test(test_substituted_value_is_not_substituted_again),
         cmocka_unit_test(test_skip_blank_passes_whitespace_and_comments),
+        cmocka_unit_test(test_substitute_stops_at_the_size_limit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
