@@ -9,8 +9,11 @@
 #include <strings.h>
 
 #include "pgstep/error.h"
+#include "pgstep/utf8.h"
 
 #define DIRECTIVES_HINT "Known directives are \"no-transaction\" and \"rerun-when <query>\"."
+#define DIRECTIVES_FORM_HINT                                                                       \
+    "Directives are written \"-- pgstep: <directive>\", such as \"-- pgstep: no-transaction\"."
 #define DIRECTIVES_TXN_HINT                                                                        \
     "Remove the statement, or put \"-- pgstep: no-transaction\" at the top of the file to run "    \
     "the step outside a transaction."
@@ -44,8 +47,8 @@ static bool is_blank_char(char c)
     return c == ' ' || c == '\t' || c == '\f' || c == '\r' || c == '\v';
 }
 
-/* If the line [p, end) is a "-- pgstep:" comment, returns where the directive starts. */
-static const char *directive_text(const char *p, const char *end)
+/* If the line [p, end) is a "--" comment, returns where its text starts. */
+static const char *comment_text(const char *p, const char *end)
 {
     while (p < end && is_blank_char(*p))
         p++;
@@ -54,6 +57,14 @@ static const char *directive_text(const char *p, const char *end)
     p += 2;
     while (p < end && is_blank_char(*p))
         p++;
+    return p;
+}
+
+/* If the line [p, end) is a "-- pgstep:" comment, returns where the directive starts. */
+static const char *directive_text(const char *p, const char *end)
+{
+    if (!(p = comment_text(p, end)))
+        return NULL;
     /* Any case, so that "-- PGSTEP: ..." is checked too rather than silently ignored. */
     if (end - p < 7 || strncasecmp(p, "pgstep:", 7) != 0)
         return NULL;
@@ -61,6 +72,36 @@ static const char *directive_text(const char *p, const char *end)
     while (p < end && is_blank_char(*p))
         p++;
     return p;
+}
+
+/* Whether the comment line [p, end) is meant as a directive but is not written as one:
+ * "-- pgstep no-transaction", "-- pgstep : ...", "-- pgstep; ...". Silently ignored, such a line
+ * would let a CREATE INDEX CONCURRENTLY step fail only when it is applied. */
+static bool malformed_directive(const char *p, const char *end)
+{
+    static const char *const names[] = {"no-transaction", "rerun-when"};
+    const char *q;
+
+    if (!(p = comment_text(p, end)))
+        return false;
+    if (end - p < 6 || strncasecmp(p, "pgstep", 6) != 0)
+        return false;
+    p += 6;
+    if (p < end && strchr(";=.,", *p))
+        return true;
+    for (q = p; q < end && is_blank_char(*q); q++)
+        ;
+    if (q < end && *q == ':')
+        return true;
+    if (q == p)
+        return false;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+
+        if ((size_t)(end - q) >= n && strncasecmp(q, names[i], n) == 0)
+            return true;
+    }
+    return false;
 }
 
 static void parse_directive(reporter *r, bool repeatable, int line, const char *p, const char *end,
@@ -97,8 +138,11 @@ static void parse_directive(reporter *r, bool repeatable, int line, const char *
     } else if (wlen == 0) {
         directives_problem(r, line, DIRECTIVES_HINT, "empty pgstep directive");
     } else {
-        directives_problem(r, line, DIRECTIVES_HINT, "unknown directive \"%.*s\"",
-                           (int)(wlen > 64 ? 64 : wlen), word);
+        char raw[65], shown[260];
+
+        snprintf(raw, sizeof(raw), "%.*s", (int)(wlen > 64 ? 64 : wlen), word);
+        directives_problem(r, line, DIRECTIVES_HINT, "unknown directive \"%s\"",
+                           utf8_escape(raw, shown, sizeof(shown)));
     }
 }
 
@@ -124,6 +168,8 @@ bool directives_parse(const char *text, size_t len, bool repeatable, directives 
         directive = directive_text(p, eol);
         if (directive && leading)
             parse_directive(&r, repeatable, line, directive, eol, d);
+        else if (leading && malformed_directive(p, eol))
+            directives_problem(&r, line, DIRECTIVES_FORM_HINT, "malformed pgstep directive");
         else if (directive)
             directives_problem(&r, line,
                                "Directives belong in the leading block of \"--\" comment lines.",

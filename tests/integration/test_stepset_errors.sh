@@ -36,6 +36,8 @@ mk empty V1__empty.sql '  \n\n'
 check empty 'V1__empty.sql'
 mk utf8 V1__latin1.sql "SELECT 'caf\xe9';\n"
 check utf8 'V1__latin1.sql:1: invalid byte sequence for encoding "UTF8"'
+mk malformed V1__idx.sql '-- pgstep no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n'
+check malformed 'V1__idx.sql:1: malformed pgstep directive'
 mk nul V1__nul.sql 'SELECT 1;\nSELECT \x00;\n'
 check nul 'V1__nul.sql.*line.*2|V1__nul.sql:2'
 mkdir -p "$T_DIR/outside"

@@ -216,6 +216,47 @@ static void test_problem_names_the_statement_line(void **state)
     assert_non_null(strstr(p.message, "\"COMMIT\""));
 }
 
+/* A leading comment meant as a directive but not written as one would be ignored silently, and
+ * a no-transaction step would then fail only when applied. */
+static void test_malformed_directive_prefix_is_an_error(void **state)
+{
+    static const char *const malformed[] = {
+        "-- pgstep no-transaction\n",     "-- PGSTEP NO-TRANSACTION\n",
+        "--pgstep rerun-when SELECT 1\n", "-- pgstep : no-transaction\n",
+        "-- pgstep; no-transaction\n",    "-- pgstep=no-transaction\n",
+    };
+    directives d;
+    problems p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        char text[128];
+
+        snprintf(text, sizeof(text), "-- first\n%sCREATE INDEX CONCURRENTLY i ON t (a);\n",
+                 malformed[i]);
+        assert_false(parse(text, true, &d, &p));
+        assert_int_equal(p.count, 1);
+        assert_int_equal(p.line, 2);
+        assert_string_equal(p.message, "malformed pgstep directive");
+        assert_non_null(strstr(p.hint, "-- pgstep: no-transaction"));
+        free(d.rerun_query);
+    }
+    /* Comments that merely mention pgstep stay comments. */
+    assert_true(parse("-- pgstep applies this file once\n-- pgsteps\n-- see pgstep(1)\nSELECT 1;\n",
+                      false, &d, &p));
+    assert_int_equal(p.count, 0);
+}
+
+static void test_unknown_directive_is_shown_escaped(void **state)
+{
+    directives d;
+    problems p;
+
+    (void)state;
+    assert_false(parse("-- pgstep: no\x1b[2J\nSELECT 1;\n", false, &d, &p));
+    assert_string_equal(p.message, "unknown directive \"no\\x1b[2J\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +269,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_rerun_when_is_an_error),
         cmocka_unit_test(test_directive_after_sql_is_an_error),
         cmocka_unit_test(test_transaction_control_statements_are_named),
+        cmocka_unit_test(test_malformed_directive_prefix_is_an_error),
+        cmocka_unit_test(test_unknown_directive_is_shown_escaped),
         cmocka_unit_test(test_statements_inside_a_transaction_are_allowed),
         cmocka_unit_test(test_problem_names_the_statement_line),
     };
