@@ -2,10 +2,18 @@
 #include "pgstep/status.h"
 
 #include "pgstep/json.h"
+#include "pgstep/utf8.h"
 
 static const char *status_file(const plan_item *item)
 {
     return item->step ? item->step->file_name : item->recorded->file_name;
+}
+
+/* The file name for a text line: a name recorded in the history may hold anything, and a
+ * control character would drive the terminal or break the table. */
+static const char *status_file_shown(const plan_item *item, char *buf, size_t size)
+{
+    return utf8_escape(status_file(item), buf, size);
 }
 
 void status_print_text(const plan *p, FILE *f)
@@ -14,7 +22,10 @@ void status_print_text(const plan *p, FILE *f)
     for (size_t i = 0; i < plan_count(p); i++) {
         const plan_item *item = plan_get(p, i);
 
-        fprintf(f, "%-8s %-40s %-20s %.12s\n", plan_state_name(item->state), status_file(item),
+        char shown[1024];
+
+        fprintf(f, "%-8s %-40s %-20s %.12s\n", plan_state_name(item->state),
+                status_file_shown(item, shown, sizeof(shown)),
                 item->recorded ? item->recorded->applied_at : "-", item->checksum);
     }
     fprintf(f, "%zu applied, %zu pending, %zu to re-run, %zu changed, %zu missing\n",
@@ -96,7 +107,10 @@ void status_print_plan(const plan *p, FILE *f)
     for (size_t i = 0; i < plan_count(p); i++) {
         const plan_item *item = plan_get(p, i);
 
-        fprintf(f, "%-9s %-40s %s", status_action(item->state), status_file(item), item->checksum);
+        char shown[1024];
+
+        fprintf(f, "%-9s %-40s %s", status_action(item->state),
+                status_file_shown(item, shown, sizeof(shown)), item->checksum);
         if (item->recorded && item->state != PLAN_APPLIED)
             fprintf(f, " (recorded %s)", item->recorded->checksum);
         fputc('\n', f);

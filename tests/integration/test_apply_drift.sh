@@ -38,3 +38,21 @@ assert states == {'V1__a.sql': 'changed', 'V2__b.sql': 'missing', 'V3__c.sql': '
 assert doc['summary'] == {'applied': 1, 'pending': 0, 'rerun': 0, 'changed': 1, 'missing': 1}, doc
 "
 t_ok "changed and missing steps refused (65), allowed with --allow-drift"
+
+# A recorded file name with control characters (the history may hold anything) is escaped in
+# the status table and the plan, one line per step, and valid JSON in status --json.
+t_psql "$db" "UPDATE pgstep.history SET file_name = E'V2__b\\n\\x1b[2J\\x7f.sql' WHERE version = 2" \
+    >/dev/null
+t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" status
+t_stdout_has '^missing +V2__b\\x0a\\x1b\[2J\\x7f\.sql '
+[ "$(wc -l <"$T_DIR/stdout")" = 5 ] || t_fail "status: expected a header, 3 steps and a summary"
+t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" --allow-drift apply --dry-run
+t_stdout_has '^missing +V2__b\\x0a\\x1b\[2J\\x7f\.sql '
+! grep -q "$(printf '\033')" "$T_DIR/stdout" || t_fail "an escape character reached the output"
+t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" status --json
+python3 -c "
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert [s['file'] for s in doc['steps'] if s['state'] == 'missing'] == ['V2__b\n\x1b[2J\x7f.sql'], doc
+" "$T_DIR/stdout" || t_fail "status --json: the recorded name is not escaped as expected"
+t_ok "recorded file names with control characters are escaped in every output"
