@@ -50,6 +50,7 @@ static void lexer_set_error(lexer_error *err, int line, const char *fmt, ...)
     va_list ap;
 
     err->line = line;
+    err->out_of_memory = false;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
@@ -597,6 +598,7 @@ bool lexer_split(const char *sql, size_t len, lexer_statement **out, size_t *cou
 
 oom:
     lexer_set_error(err, s.line, "out of memory");
+    err->out_of_memory = true;
 fail:
     free(list.items);
     return false;
@@ -769,6 +771,7 @@ bool lexer_substitute(const char *sql, size_t len, const vars *v, size_t max, ch
     outbuf_append(&b, sql + copied, len - copied);
     if (b.failed) {
         lexer_set_error(err, s.line, "out of memory");
+        err->out_of_memory = true;
         goto fail;
     }
     *out = b.data;

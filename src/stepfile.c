@@ -24,6 +24,7 @@ static bool stepfile_fail(stepfile_error *err, int line, const char *hint, const
 
     err->line = line;
     err->hint = hint;
+    err->out_of_memory = false;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
@@ -126,6 +127,7 @@ static char *read_file_capped(const char *real_dir, const char *path, size_t *le
         stepfile_fail(err, 0, NULL, "step file is %s", reason);
     else
         stepfile_fail(err, 0, NULL, "%s", reason);
+    err->out_of_memory = status == FILE_READ_NOMEM;
     return NULL;
 }
 
@@ -185,8 +187,11 @@ bool stepfile_read(const char *dir, const char *real_dir, const char *name, char
 
     *text = NULL;
     *len = 0;
-    if (!path)
-        return stepfile_fail(err, 0, NULL, "out of memory");
+    if (!path) {
+        stepfile_fail(err, 0, NULL, "out of memory");
+        err->out_of_memory = true;
+        return false;
+    }
     buf = read_file_capped(real_dir, path, &size, err);
     free(path);
     if (!buf)

@@ -36,6 +36,7 @@ typedef struct loader {
     char *real_dir; /* the directory with links resolved, to see where links point */
     const vars *vars;
     int problems;
+    bool out_of_memory; /* one of the problems was: the load ends with PGSTEP_EXIT_NOMEM */
     char first_problem[ERROR_TEXT_MAX];
 } loader;
 
@@ -91,6 +92,13 @@ static void stepset_problem(loader *ld, const char *file_name, int line, const c
         memcpy(ld->first_problem, message, n);
         ld->first_problem[n] = '\0';
     }
+}
+
+/* Out of memory is a problem too, but not one of the step set. */
+static void stepset_nomem(loader *ld, const char *file_name, int line)
+{
+    ld->out_of_memory = true;
+    stepset_problem(ld, file_name, line, NULL, "out of memory");
 }
 
 /* A directives_problem_fn: ctx is a file_problems. */
@@ -231,7 +239,7 @@ static void check_duplicate_versions(loader *ld, step_name *names, size_t n)
     size_t nv = 0;
 
     if (!versioned) {
-        stepset_problem(ld, ld->dir, 0, NULL, "out of memory");
+        stepset_nomem(ld, ld->dir, 0);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -261,12 +269,13 @@ static void load_rerun_query(loader *ld, const char *name, const directives *d, 
     if (!lexer_substitute(d->rerun_query, strlen(d->rerun_query), ld->vars, STEPFILE_MAX_SIZE,
                           &query, &len, &lerr) ||
         !lexer_split(query, len, &stmts, &nstmts, &lerr)) {
+        ld->out_of_memory |= lerr.out_of_memory;
         stepset_problem(ld, name, d->rerun_line, NULL, "rerun-when query: %s", lerr.message);
     } else if (nstmts != 1) {
         stepset_problem(ld, name, d->rerun_line, NULL,
                         "rerun-when query must be exactly one statement, not %zu", nstmts);
     } else if (!(s->rerun_query = strndup(query + stmts[0].offset, stmts[0].length))) {
-        stepset_problem(ld, name, d->rerun_line, NULL, "out of memory");
+        stepset_nomem(ld, name, d->rerun_line);
     }
     free(stmts);
     free(query);
@@ -291,6 +300,7 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
     size_t bad;
 
     if (!lexer_substitute(text, len, ld->vars, STEPFILE_MAX_SIZE, &s->sql, &s->sql_len, &lerr)) {
+        ld->out_of_memory |= lerr.out_of_memory;
         stepset_problem(ld, name, lerr.line, NULL, "%s", lerr.message);
         return false;
     }
@@ -301,6 +311,7 @@ static bool load_sql(loader *ld, const char *name, const char *text, size_t len,
         return false;
     }
     if (!lexer_split(s->sql, s->sql_len, &s->statements, &s->nstatements, &lerr)) {
+        ld->out_of_memory |= lerr.out_of_memory;
         stepset_problem(ld, name, lerr.line, NULL, "%s", lerr.message);
         return false;
     }
@@ -330,6 +341,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
 
     memset(s, 0, sizeof(*s));
     if (!stepfile_read(ld->dir, ld->real_dir, name, &text, &len, &ferr)) {
+        ld->out_of_memory |= ferr.out_of_memory;
         stepset_problem(ld, name, ferr.line, ferr.hint, "%s", ferr.message);
         return false;
     }
@@ -338,7 +350,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
     s->description = strndup(name + desc_start, desc_len);
     s->file_name = strdup(name);
     if (!s->description || !s->file_name) {
-        stepset_problem(ld, name, 0, NULL, "out of memory");
+        stepset_nomem(ld, name, 0);
         goto done;
     }
     if (!directives_parse(text, len, sn->kind == STEP_REPEATABLE, &d, stepset_file_problem, &fp))
@@ -385,7 +397,7 @@ static void load_all(loader *ld, char **files, size_t nfiles, stepset *set)
     size_t *desc_starts = calloc(nfiles ? nfiles : 1, sizeof(size_t));
 
     if (!names || !desc_starts || !(set->steps = calloc(nfiles ? nfiles : 1, sizeof(step)))) {
-        stepset_problem(ld, ld->dir, 0, NULL, "out of memory");
+        stepset_nomem(ld, ld->dir, 0);
         goto done;
     }
     for (size_t i = 0; i < nfiles; i++) {
@@ -446,6 +458,10 @@ bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *e
     load_all(&ld, files, nfiles, set);
     if (interrupt_check(err))
         goto done;
+    if (ld.out_of_memory) {
+        error_set(err, PGSTEP_EXIT_NOMEM, "out of memory while loading step set \"%s\"", dir);
+        goto done;
+    }
     if (ld.problems > 0) {
         error_set(err, PGSTEP_EXIT_STEPSET, "step set \"%s\" is invalid: %d %s", dir, ld.problems,
                   ld.problems == 1 ? "problem" : "problems");

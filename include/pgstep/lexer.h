@@ -19,6 +19,7 @@ typedef struct lexer_statement {
 
 typedef struct lexer_error {
     int line; /* 1-based line where the problem starts */
+    bool out_of_memory;
     char message[256];
 } lexer_error;
 

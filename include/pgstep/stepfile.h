@@ -15,6 +15,7 @@
 typedef struct stepfile_error {
     int line;         /* 1-based line at fault, 0 when the problem is the whole file */
     const char *hint; /* a full sentence, or NULL; static text */
+    bool out_of_memory;
     char message[ERROR_TEXT_MAX];
 } stepfile_error;
 

@@ -97,6 +97,23 @@ t_run 65 -c "$T_DIR/huge.conf" -d "$T_DIR/huge" verify
 t_stderr_has 'V1__huge.sql:2: the step with its variables substituted is larger than the limit of 16 MiB'
 t_no_connection "huge substitution"
 
+# Running out of memory while loading is exit 71, not an invalid step set. The memory is
+# limited with ulimit, or in a sanitizer build (whose runtime needs a vast address space)
+# through the allocator's own limit.
+mkdir "$T_DIR/oom"
+{ yes 'SELECT 1;' || true; } | head -c $((15 * 1024 * 1024)) >"$T_DIR/oom/V1__big.sql"
+if ldd "$PGSTEP_BIN" | grep -q libasan; then
+    ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=4 \
+        t_run 71 -c "$T_DIR/pgstep.conf" -d "$T_DIR/oom" verify
+else
+    (
+        ulimit -v 60000
+        t_run 71 -c "$T_DIR/pgstep.conf" -d "$T_DIR/oom" verify
+    )
+fi
+t_stderr_has 'out of memory while loading step set ".*oom"'
+rm -r "$T_DIR/oom"
+
 t_run 65 -c "$T_DIR/pgstep.conf" -d "$T_DIR/no_such_dir" verify
 t_stderr_has "no_such_dir"
 
