@@ -168,8 +168,8 @@ static bool config_group_known(const char *group)
     return false;
 }
 
-/* Prefixes the message already in err with "file:line: key "group.name": " and locates it;
- * file is the included file the setting is in, if it is in one. */
+/* Prefixes the message already in err with "key "group.name": " and locates it at the file and
+ * line (the included file the setting is in, if it is in one), which every log line shows. */
 static bool config_key_error(pgstep_error *err, const char *path, const config_setting_t *s,
                              const char *group, const char *name)
 {
@@ -178,13 +178,11 @@ static bool config_key_error(pgstep_error *err, const char *path, const config_s
 
     if (config_setting_source_file(s))
         path = config_setting_source_file(s);
-
     snprintf(message, sizeof(message), "%s", err->message);
     if (name)
-        error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: key \"%s.%s\": %s", path, line, group, name,
-                  message);
+        error_set(err, PGSTEP_EXIT_CONFIG, "key \"%s.%s\": %s", group, name, message);
     else
-        error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: \"%s\": %s", path, line, group, message);
+        error_set(err, PGSTEP_EXIT_CONFIG, "\"%s\": %s", group, message);
     error_location(err, path, line);
     return false;
 }
@@ -296,8 +294,7 @@ static bool config_load_file(pgstep_config *cfg, const char *path, pgstep_error 
         /* An error in an included file is reported there. */
         const char *file = config_error_file(&lc) ? config_error_file(&lc) : path;
 
-        error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: syntax error: %s", file, config_error_line(&lc),
-                  config_error_text(&lc));
+        error_set(err, PGSTEP_EXIT_CONFIG, "syntax error: %s", config_error_text(&lc));
         error_location(err, file, config_error_line(&lc));
         config_destroy(&lc);
         config_scan_free(scan);

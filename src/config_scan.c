@@ -53,7 +53,7 @@ static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err);
 static bool scan_fail(pgstep_error *err, const scan_file *f, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Sets err to "path:line: message", located there. */
+/* Sets err to the message, located at path and line. */
 static bool scan_fail(pgstep_error *err, const scan_file *f, int line, const char *fmt, ...)
 {
     char message[ERROR_TEXT_MAX];
@@ -62,7 +62,7 @@ static bool scan_fail(pgstep_error *err, const scan_file *f, int line, const cha
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    error_set(err, PGSTEP_EXIT_CONFIG, "%s:%d: %s", f->path, line, message);
+    error_set(err, PGSTEP_EXIT_CONFIG, "%s", message);
     error_location(err, f->path, line);
     return false;
 }

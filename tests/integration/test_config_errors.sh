@@ -14,6 +14,7 @@ check() {
     printf '%s\n%s\n' "$base" "$3" >"$T_DIR/$name.conf"
     t_run 78 -c "$T_DIR/$name.conf" wait
     t_stderr_has "$pattern"
+    t_stderr_lacks "$name\.conf:[0-9]+: .*$name\.conf:[0-9]+:"
     [ "$(grep -c . "$T_DIR/stderr")" = 1 ] || t_fail "$name: expected exactly one line on stderr"
     t_no_connection "$name"
 }
