@@ -8,6 +8,7 @@
 #include "pgstep/config.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/secret.h"
+#include "pgstep/utf8.h"
 
 enum cli_long_only {
     OPT_DSN = 256,
@@ -108,24 +109,30 @@ static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
     return true;
 }
 
-/* An argument fit for a message: one that could be a connection string (and so hold a
- * password) is not repeated. */
-static const char *cli_shown(const char *arg)
+/* A word fit for a message, in buf: one that could be a connection string (and so hold a
+ * password) is not repeated, and control characters are escaped. */
+static const char *cli_shown(const char *arg, char *buf, size_t size)
 {
-    return strchr(arg, '=') || strstr(arg, "://") ? "(a connection string?)" : arg;
+    if (strchr(arg, '=') || strstr(arg, "://"))
+        return "(a connection string?)";
+    return utf8_escape(arg, buf, size);
 }
 
 static bool cli_set_command(const char *word, cli_options *opts, pgstep_error *err)
 {
+    char shown[128];
+
     if (opts->command != CLI_NONE)
-        return error_set(err, PGSTEP_EXIT_USAGE, "unexpected argument \"%s\"", cli_shown(word));
+        return error_set(err, PGSTEP_EXIT_USAGE, "unexpected argument \"%s\"",
+                         cli_shown(word, shown, sizeof(shown)));
     for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
         if (strcmp(word, cli_commands[i].name) == 0) {
             opts->command = cli_commands[i].command;
             return true;
         }
     }
-    error_set(err, PGSTEP_EXIT_USAGE, "unknown command \"%s\"", cli_shown(word));
+    error_set(err, PGSTEP_EXIT_USAGE, "unknown command \"%s\"",
+              cli_shown(word, shown, sizeof(shown)));
     error_hint(err, "Commands are apply, status, wait and verify.");
     return false;
 }

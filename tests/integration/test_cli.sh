@@ -12,6 +12,8 @@ t_run 64
 t_stderr_has "no command given"
 t_run 64 frobnicate
 t_stderr_has 'unknown command "frobnicate"'
+t_run 64 "$(printf 'frob\033[2J')"
+t_stderr_has 'unknown command "frob\\x1b\[2J"'
 t_run 64 --frobnicate wait
 t_stderr_has 'unknown option "--frobnicate"'
 t_run 64 wait apply
