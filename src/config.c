@@ -22,6 +22,7 @@ typedef enum config_type {
     CONFIG_INT,
     CONFIG_LOG_FORMAT,
     CONFIG_LOG_LEVEL,
+    CONFIG_DATABASES, /* a list of database names */
 } config_type;
 
 typedef struct config_key {
@@ -62,6 +63,8 @@ static const config_key config_keys[] = {
             "seconds an authentication failure is retried after the server first answers"),
     KEY_STR("steps", "directory", "/usr/share/pgstep/steps", steps_dir, "steps directory"),
     KEY_STR("steps", "schema", "pgstep", history_schema, "schema of the history table"),
+    {"steps", "databases", CONFIG_DATABASES, NULL, 0, 0, offsetof(pgstep_config, databases),
+     "databases to apply, in order, each from its subdirectory of steps.directory"},
     KEY_STR("lock", "name", "pgstep", lock_name, "name the advisory lock key is derived from"),
     KEY_INT("lock", "timeout", "60", 0, 86400, lock_timeout,
             "seconds to wait for the advisory lock"),
@@ -95,6 +98,8 @@ void config_print_keys(void)
         }
         if (k->type == CONFIG_INT)
             snprintf(range, sizeof(range), " (%d..%d)", k->min, k->max);
+        else if (k->type == CONFIG_DATABASES)
+            snprintf(range, sizeof(range), " (e.g. [\"postgres\", \"app\"])");
         printf("    %-18s %s [default: %s]%s\n", k->name, k->description,
                k->default_value ? (*k->default_value ? k->default_value : "\"\"") : "none", range);
     }
@@ -144,6 +149,8 @@ static bool config_store_text(pgstep_config *cfg, const config_key *k, const cha
             return error_set(err, PGSTEP_EXIT_CONFIG,
                              "expected debug, info, warn or error, got \"%s\"", value);
         return true;
+    case CONFIG_DATABASES:
+        break;
     }
     return true;
 }
@@ -187,11 +194,53 @@ static bool config_key_error(pgstep_error *err, const char *path, const config_s
     return false;
 }
 
+/* A database name that is also a subdirectory name: PostgreSQL's length limit, no path
+ * separator, not a special directory entry. */
+static bool config_database_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+
+    return len > 0 && len < 64 && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+static bool config_read_databases(config_databases *dbs, config_setting_t *s, pgstep_error *err)
+{
+    int type = config_setting_type(s);
+    int n = config_setting_length(s);
+
+    if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) || n < 1)
+        return error_set(err, PGSTEP_EXIT_CONFIG,
+                         "expected a non-empty list of database names, e.g. [\"postgres\", "
+                         "\"app\"]");
+    config_databases_free(dbs);
+    if (!(dbs->names = calloc((size_t)n, sizeof(char *))))
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *name = config_setting_get_string_elem(s, i);
+
+        if (!name || !config_database_name_ok(name))
+            return error_set(err, PGSTEP_EXIT_CONFIG,
+                             "element %d: expected a database name of 1 to 63 bytes without \"/\"",
+                             i + 1);
+        for (size_t j = 0; j < dbs->count; j++) {
+            if (strcmp(dbs->names[j], name) == 0)
+                return error_set(err, PGSTEP_EXIT_CONFIG, "database \"%s\" is listed twice", name);
+        }
+        if (!(dbs->names[dbs->count] = strdup(name)))
+            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+        dbs->count++;
+    }
+    return true;
+}
+
 static bool config_read_setting(pgstep_config *cfg, const config_scan *scan, const config_key *k,
                                 config_setting_t *s, pgstep_error *err)
 {
     int type = config_setting_type(s);
 
+    if (k->type == CONFIG_DATABASES)
+        return config_read_databases(&cfg->databases, s, err);
     if (k->type == CONFIG_INT) {
         const char *wide;
         long long value;
@@ -424,8 +473,18 @@ void config_free(pgstep_config *cfg)
         if (config_keys[i].type == CONFIG_STRING)
             free(*config_str_field(cfg, &config_keys[i]));
     }
+    config_databases_free(&cfg->databases);
     free(cfg->source_path);
     free(cfg->conninfo_source);
     vars_free(cfg->vars);
     free(cfg);
+}
+
+void config_databases_free(config_databases *dbs)
+{
+    for (size_t i = 0; i < dbs->count; i++)
+        free(dbs->names[i]);
+    free(dbs->names);
+    dbs->names = NULL;
+    dbs->count = 0;
 }

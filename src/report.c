@@ -14,6 +14,16 @@
 void report_init(report *rep)
 {
     rep->summary[0] = '\0';
+    rep->context[0] = '\0';
+}
+
+void report_context(report *rep, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(rep->context, sizeof(rep->context), fmt, ap);
+    va_end(ap);
 }
 
 void report_summary(report *rep, const char *fmt, ...)
@@ -27,10 +37,9 @@ void report_summary(report *rep, const char *fmt, ...)
 
 void report_failure(report *rep, const pgstep_error *err)
 {
-    if (err->file[0])
-        report_summary(rep, "failed (exit %d): %s: %s", err->exit_code, err->file, err->message);
-    else
-        report_summary(rep, "failed (exit %d): %s", err->exit_code, err->message);
+    report_summary(rep, "failed (exit %d): %s%s%s%s%s%s", err->exit_code, err->file,
+                   err->file[0] ? ": " : "", err->message, rep->context[0] ? " (" : "",
+                   rep->context, rep->context[0] ? ")" : "");
 }
 
 void report_write_termination_log(const report *rep, const char *path)

@@ -1,12 +1,16 @@
-/* verify, apply and status: step set first (no connection if it is invalid), then the primary,
- * then one read of the history, then the plan, then the work. */
+/* verify, apply and status: every database's step set first (no connection if one is invalid),
+ * then the primary, once, then one read of each database's history and a plan for each, then
+ * the work, database by database in the declared order. One connection is open at a time. */
 #include "pgstep/runner.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pgstep/apply.h"
 #include "pgstep/backoff.h"
+#include "pgstep/database.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/history.h"
 #include "pgstep/log.h"
@@ -15,26 +19,43 @@
 #include "pgstep/status.h"
 #include "pgstep/stepset.h"
 
-/* Everything a command holds; runner_end releases it. */
-typedef struct run {
-    const pgstep_config *cfg;
+/* One database of the run and everything a command holds for it. */
+typedef struct target {
+    const char *dbname; /* NULL: the connection's own (no steps.databases) */
+    char *dir;
     stepset *set;
-    history_sql *sql;
-    conn *c;
     history *h;
     char **facts;
     plan *p;
+    apply_stats stats;
+} target;
+
+/* Everything a command holds; runner_end releases it. */
+typedef struct run {
+    const pgstep_config *cfg;
+    history_sql *sql;
+    target *targets;
+    size_t ntargets;
+    conn *c;         /* the one open connection, or NULL */
+    size_t c_target; /* the target it is connected to */
+    int64_t start_ms;
 } run;
 
 static void runner_end(run *r)
 {
-    plan_free(r->p);
-    if (r->set)
-        history_facts_free(r->facts, stepset_count(r->set));
-    history_free(r->h);
+    for (size_t i = 0; i < r->ntargets; i++) {
+        target *t = &r->targets[i];
+
+        plan_free(t->p);
+        if (t->set)
+            history_facts_free(t->facts, stepset_count(t->set));
+        history_free(t->h);
+        stepset_free(t->set);
+        free(t->dir);
+    }
+    free(r->targets);
     conn_close(r->c);
     history_sql_free(r->sql);
-    stepset_free(r->set);
 }
 
 static int runner_fail(run *r, pgstep_error *err)
@@ -43,41 +64,157 @@ static int runner_fail(run *r, pgstep_error *err)
     return err->exit_code;
 }
 
-/* Loads the step set, connects and plans; the common first half of apply and status. */
+static bool runner_multi(const run *r)
+{
+    return r->cfg->databases.count > 0;
+}
+
+/* With steps.databases, step files beside the subdirectories would be silently left out. */
+static bool runner_check_top_level(const char *dir, pgstep_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool ok = true;
+
+    if (!d)
+        return true; /* each subdirectory's loading reports what is wrong */
+    while (ok && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+
+        if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0) {
+            error_set(err, PGSTEP_EXIT_STEPSET,
+                      "steps directory \"%s\" holds step file \"%s\", but steps.databases takes"
+                      " each database's steps from its subdirectory",
+                      dir, e->d_name);
+            error_hint(err, "Move the file into the subdirectory of its database.");
+            ok = false;
+        }
+    }
+    closedir(d);
+    return ok;
+}
+
+/* The databases and their step sets, loaded and checked before anything connects. */
+static bool runner_load(run *r, pgstep_error *err)
+{
+    const config_databases *dbs = &r->cfg->databases;
+
+    r->start_ms = backoff_now_ms();
+    r->ntargets = dbs->count ? dbs->count : 1;
+    if (!(r->targets = calloc(r->ntargets, sizeof(target))))
+        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+    if (dbs->count && !runner_check_top_level(r->cfg->steps_dir, err))
+        return false;
+    for (size_t i = 0; i < r->ntargets; i++) {
+        target *t = &r->targets[i];
+        size_t len = strlen(r->cfg->steps_dir) + (dbs->count ? strlen(dbs->names[i]) : 0) + 2;
+
+        t->dbname = dbs->count ? dbs->names[i] : NULL;
+        if (!(t->dir = malloc(len)))
+            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+        snprintf(t->dir, len, "%s%s%s", r->cfg->steps_dir, t->dbname ? "/" : "",
+                 t->dbname ? t->dbname : "");
+    }
+    /* Every database's problems are logged before the run gives up. */
+    for (size_t i = 0; i < r->ntargets; i++) {
+        pgstep_error one;
+
+        error_clear(&one);
+        if (!stepset_load(r->targets[i].dir, r->cfg->vars, &r->targets[i].set, &one) &&
+            !error_is_set(err))
+            *err = one;
+    }
+    return !error_is_set(err);
+}
+
+/* The configuration for target i: the run's own, with dbname replaced. */
+static pgstep_config runner_target_config(const run *r, size_t i)
+{
+    pgstep_config cfg = *r->cfg;
+
+    if (r->targets[i].dbname)
+        cfg.dbname = (char *)(uintptr_t)r->targets[i].dbname;
+    return cfg;
+}
+
+/* Connects to target i, closing the connection to another one first. The first connection of the
+ * run is the one wait for a writable primary; with several databases, it then waits until the
+ * others exist, within what is left of wait.timeout. */
+static bool runner_connect(run *r, size_t i, pgstep_error *err)
+{
+    pgstep_config cfg = runner_target_config(r, i);
+    bool first = r->c == NULL && r->c_target == 0;
+
+    if (r->c && r->c_target == i)
+        return true;
+    conn_close(r->c);
+    r->c = NULL;
+    r->c_target = i;
+    if (!primary_wait(&cfg, &r->c, err))
+        return false;
+    if (!first || r->ntargets < 2)
+        return true;
+    return database_wait(r->c, r->cfg->databases.names + 1, r->ntargets - 1,
+                         r->cfg->wait_timeout ? r->start_ms + 1000LL * r->cfg->wait_timeout : 0,
+                         err);
+}
+
+/* Loads every step set, connects and plans each database; the common first half of apply and
+ * status. */
 static bool runner_plan(run *r, pgstep_error *err)
 {
-    if (!stepset_load(r->cfg->steps_dir, r->cfg->vars, &r->set, err))
+    if (!runner_load(r, err))
         return false;
     if (!(r->sql = history_sql_new(r->cfg->history_schema)))
         return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
-    if (!primary_wait(r->cfg, &r->c, err) ||
-        !history_read(r->c, r->sql, r->set, &r->h, &r->facts, err))
-        return false;
-    r->p = plan_build(r->set, r->h, r->facts);
-    if (!r->p)
-        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+    for (size_t i = 0; i < r->ntargets; i++) {
+        target *t = &r->targets[i];
+
+        if (!runner_connect(r, i, err) ||
+            !history_read(r->c, r->sql, t->set, &t->h, &t->facts, err))
+            return false;
+        if (!(t->p = plan_build(t->set, t->h, t->facts)))
+            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+    }
     return true;
 }
 
+/* A file name as messages show it: with its database's directory when there are several. */
+static const char *runner_file(const target *t, const char *file, char *buf, size_t size)
+{
+    if (!t->dbname)
+        return file;
+    snprintf(buf, size, "%s/%s", t->dbname, file);
+    return buf;
+}
+
 /* Applied versioned steps whose file changed or disappeared: refused unless allowed. */
-static bool runner_check_drift(const plan *p, bool allow_drift, pgstep_error *err)
+static bool runner_check_drift(const run *r, bool allow_drift, pgstep_error *err)
 {
     size_t drift = 0;
 
-    for (size_t i = 0; i < plan_count(p); i++) {
-        const plan_item *item = plan_get(p, i);
-        const char *file = item->step ? item->step->file_name : item->recorded->file_name;
-        log_field fields[] = {LOG_STR("step", file),
-                              LOG_STR("recorded", item->recorded ? item->recorded->checksum : ""),
-                              LOG_STR("current", item->step ? item->checksum : "")};
+    for (size_t t = 0; t < r->ntargets; t++) {
+        const plan *p = r->targets[t].p;
 
-        if (item->state != PLAN_CHANGED && item->state != PLAN_MISSING)
-            continue;
-        drift++;
-        log_event(allow_drift ? LOG_WARN : LOG_ERROR, fields, 3,
-                  item->state == PLAN_CHANGED ? "%s was changed after it was applied"
-                                              : "%s was applied but its file is gone",
-                  file);
+        for (size_t i = 0; i < plan_count(p); i++) {
+            const plan_item *item = plan_get(p, i);
+            char buf[512];
+            const char *file = runner_file(
+                &r->targets[t], item->step ? item->step->file_name : item->recorded->file_name, buf,
+                sizeof(buf));
+            log_field fields[] = {
+                LOG_STR("step", file),
+                LOG_STR("recorded", item->recorded ? item->recorded->checksum : ""),
+                LOG_STR("current", item->step ? item->checksum : "")};
+
+            if (item->state != PLAN_CHANGED && item->state != PLAN_MISSING)
+                continue;
+            drift++;
+            log_event(allow_drift ? LOG_WARN : LOG_ERROR, fields, 3,
+                      item->state == PLAN_CHANGED ? "%s was changed after it was applied"
+                                                  : "%s was applied but its file is gone",
+                      file);
+        }
     }
     if (drift == 0 || allow_drift)
         return true;
@@ -88,52 +225,143 @@ static bool runner_check_drift(const plan *p, bool allow_drift, pgstep_error *er
     return false;
 }
 
+static size_t runner_total(const run *r, size_t (*count)(const target *))
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->ntargets; i++)
+        n += count(&r->targets[i]);
+    return n;
+}
+
+static size_t runner_steps(const target *t)
+{
+    return stepset_count(t->set);
+}
+
+static size_t runner_work(const target *t)
+{
+    return plan_work(t->p);
+}
+
+static size_t runner_applied(const target *t)
+{
+    return t->stats.applied;
+}
+
+static size_t runner_skipped(const target *t)
+{
+    return plan_count_state(t->p, PLAN_APPLIED) + t->stats.applied_by_other;
+}
+
+/* "postgres 1, app 2": what each database of the run got, for the summary. */
+static void runner_per_database(const run *r, size_t upto, char *out, size_t size)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < upto && i < r->ntargets && n < size; i++) {
+        int w = snprintf(out + n, size - n, "%s%s %zu", i ? ", " : "", r->targets[i].dbname,
+                         r->targets[i].stats.applied);
+
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
 int runner_verify(const pgstep_config *cfg, report *rep, pgstep_error *err)
 {
-    stepset *set;
+    run r = {.cfg = cfg};
+    size_t steps;
 
-    if (!stepset_load(cfg->steps_dir, cfg->vars, &set, err))
-        return err->exit_code;
-    log_info("step set \"%s\" is valid: %zu steps", cfg->steps_dir, stepset_count(set));
-    report_summary(rep, "step set is valid: %zu steps", stepset_count(set));
-    stepset_free(set);
+    if (!runner_load(&r, err))
+        return runner_fail(&r, err);
+    steps = runner_total(&r, runner_steps);
+    for (size_t i = 0; i < r.ntargets; i++)
+        log_info("step set \"%s\" is valid: %zu steps", r.targets[i].dir,
+                 stepset_count(r.targets[i].set));
+    if (runner_multi(&r))
+        report_summary(rep, "step set is valid: %zu steps in %zu databases", steps, r.ntargets);
+    else
+        report_summary(rep, "step set is valid: %zu steps", steps);
+    runner_end(&r);
     return PGSTEP_EXIT_OK;
+}
+
+/* Applies target i's pending steps on a connection of its own; a failure names the database. */
+static bool runner_apply_target(run *r, size_t i, pgstep_error *err)
+{
+    target *t = &r->targets[i];
+    pgstep_config cfg = runner_target_config(r, i);
+
+    if (plan_work(t->p) == 0)
+        return true;
+    if (t->dbname)
+        log_info("applying %zu step%s to database \"%s\"", plan_work(t->p),
+                 plan_work(t->p) == 1 ? "" : "s", t->dbname);
+    if (!runner_connect(r, i, err) ||
+        !apply_plan(&r->c, &cfg, r->sql, t->p, history_installed(t->h), &t->stats, err)) {
+        if (t->dbname && err->file[0]) {
+            char file[sizeof(err->file)];
+
+            snprintf(file, sizeof(file), "%s/%.*s", t->dbname,
+                     (int)(sizeof(file) - strlen(t->dbname) - 2), err->file);
+            memcpy(err->file, file, sizeof(file));
+        }
+        return false;
+    }
+    return true;
+}
+
+static void runner_log_summary(const run *r, report *rep)
+{
+    size_t applied = runner_total(r, runner_applied);
+    size_t skipped = runner_total(r, runner_skipped);
+    long long ms = (long long)(backoff_now_ms() - r->start_ms);
+    char per_db[256] = "";
+    log_field fields[] = {LOG_NUM("applied", applied), LOG_NUM("skipped", skipped),
+                          LOG_NUM("duration_ms", ms), LOG_NUM("databases", r->ntargets)};
+
+    if (runner_multi(r))
+        runner_per_database(r, r->ntargets, per_db, sizeof(per_db));
+    if (applied == 0)
+        log_event(LOG_INFO, fields, 4, "nothing to apply: %zu step%s already applied%s%s (%lld ms)",
+                  skipped, skipped == 1 ? "" : "s", runner_multi(r) ? " in " : "",
+                  runner_multi(r) ? "every database" : "", ms);
+    else
+        log_event(LOG_INFO, fields, 4, "applied %zu step%s%s%s%s, skipped %zu (%lld ms)", applied,
+                  applied == 1 ? "" : "s", per_db[0] ? " (" : "", per_db, per_db[0] ? ")" : "",
+                  skipped, ms);
+    report_summary(rep, "applied %zu step%s%s%s%s, skipped %zu", applied, applied == 1 ? "" : "s",
+                   per_db[0] ? " (" : "", per_db, per_db[0] ? ")" : "", skipped);
 }
 
 int runner_apply(const pgstep_config *cfg, bool dry_run, bool allow_drift, report *rep,
                  pgstep_error *err)
 {
-    int64_t start = backoff_now_ms();
     run r = {.cfg = cfg};
-    apply_stats stats = {0};
-    size_t skipped;
 
-    if (!runner_plan(&r, err) || !runner_check_drift(r.p, allow_drift, err))
+    if (!runner_plan(&r, err) || !runner_check_drift(&r, allow_drift, err))
         return runner_fail(&r, err);
     if (dry_run) {
-        status_print_plan(r.p, stdout);
-        report_summary(rep, "dry run: %zu steps to apply", plan_work(r.p));
+        for (size_t i = 0; i < r.ntargets; i++)
+            status_print_plan(r.targets[i].dbname, r.targets[i].p, stdout);
+        report_summary(rep, "dry run: %zu steps to apply", runner_total(&r, runner_work));
         runner_end(&r);
         return PGSTEP_EXIT_OK;
     }
-    if (plan_work(r.p) > 0 &&
-        !apply_plan(&r.c, cfg, r.sql, r.p, history_installed(r.h), &stats, err))
-        return runner_fail(&r, err);
-    skipped = plan_count_state(r.p, PLAN_APPLIED) + stats.applied_by_other;
-    {
-        log_field fields[] = {LOG_NUM("applied", stats.applied), LOG_NUM("skipped", skipped),
-                              LOG_NUM("duration_ms", backoff_now_ms() - start)};
+    for (size_t i = 0; i < r.ntargets; i++) {
+        if (!runner_apply_target(&r, i, err)) {
+            if (runner_multi(&r)) {
+                char done[256];
 
-        if (stats.applied == 0)
-            log_event(LOG_INFO, fields, 3, "nothing to apply: %zu step%s already applied (%lld ms)",
-                      skipped, skipped == 1 ? "" : "s", (long long)(backoff_now_ms() - start));
-        else
-            log_event(LOG_INFO, fields, 3, "applied %zu step%s, skipped %zu (%lld ms)",
-                      stats.applied, stats.applied == 1 ? "" : "s", skipped,
-                      (long long)(backoff_now_ms() - start));
+                runner_per_database(&r, i, done, sizeof(done));
+                report_context(rep, "databases done: %s; stopped in %s", i ? done : "none",
+                               r.targets[i].dbname);
+            }
+            return runner_fail(&r, err);
+        }
     }
-    report_summary(rep, "applied %zu step%s, skipped %zu", stats.applied,
-                   stats.applied == 1 ? "" : "s", skipped);
+    runner_log_summary(&r, rep);
     runner_end(&r);
     return PGSTEP_EXIT_OK;
 }
@@ -141,14 +369,25 @@ int runner_apply(const pgstep_config *cfg, bool dry_run, bool allow_drift, repor
 int runner_status(const pgstep_config *cfg, bool json, report *rep, pgstep_error *err)
 {
     run r = {.cfg = cfg};
+    const plan **plans;
 
     if (!runner_plan(&r, err))
         return runner_fail(&r, err);
-    if (json)
-        status_print_json(r.p, stdout);
-    else
-        status_print_text(r.p, stdout);
-    report_summary(rep, "%zu steps, %zu to apply", stepset_count(r.set), plan_work(r.p));
+    if (!(plans = calloc(r.ntargets, sizeof(*plans)))) {
+        error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+        return runner_fail(&r, err);
+    }
+    for (size_t i = 0; i < r.ntargets; i++)
+        plans[i] = r.targets[i].p;
+    if (json && runner_multi(&r))
+        status_print_json_databases(cfg->databases.names, plans, r.ntargets, stdout);
+    else if (json)
+        status_print_json(plans[0], stdout);
+    for (size_t i = 0; !json && i < r.ntargets; i++)
+        status_print_text(r.targets[i].dbname, plans[i], stdout);
+    free(plans);
+    report_summary(rep, "%zu steps, %zu to apply", runner_total(&r, runner_steps),
+                   runner_total(&r, runner_work));
     runner_end(&r);
     return PGSTEP_EXIT_OK;
 }

@@ -16,8 +16,10 @@ static const char *status_file_shown(const plan_item *item, char *buf, size_t si
     return utf8_escape(status_file(item), buf, size);
 }
 
-void status_print_text(const plan *p, FILE *f)
+void status_print_text(const char *database, const plan *p, FILE *f)
 {
+    if (database)
+        fprintf(f, "database \"%s\":\n", database);
     fprintf(f, "%-8s %-40s %-20s %s\n", "STATE", "STEP", "APPLIED AT", "CHECKSUM");
     for (size_t i = 0; i < plan_count(p); i++) {
         const plan_item *item = plan_get(p, i);
@@ -69,20 +71,58 @@ static void status_json_item(const plan_item *item, FILE *f)
             s && s->no_transaction ? "true" : "false", s && s->rerun_query ? "true" : "false");
 }
 
-void status_print_json(const plan *p, FILE *f)
+static void status_json_steps(const plan *p, FILE *f)
 {
-    fputs("{\"steps\":[", f);
+    fputs("\"steps\":[", f);
     for (size_t i = 0; i < plan_count(p); i++) {
         if (i > 0)
             fputc(',', f);
         status_json_item(plan_get(p, i), f);
     }
-    fprintf(f,
-            "],\"summary\":{\"applied\":%zu,\"pending\":%zu,\"rerun\":%zu,\"changed\":%zu,"
-            "\"missing\":%zu}}\n",
-            plan_count_state(p, PLAN_APPLIED), plan_count_state(p, PLAN_PENDING),
-            plan_count_state(p, PLAN_RERUN), plan_count_state(p, PLAN_CHANGED),
-            plan_count_state(p, PLAN_MISSING));
+    fputc(']', f);
+}
+
+/* "summary":{...} over the plans. */
+static void status_json_summary(const plan *const *plans, size_t n, FILE *f)
+{
+    static const plan_state states[] = {PLAN_APPLIED, PLAN_PENDING, PLAN_RERUN, PLAN_CHANGED,
+                                        PLAN_MISSING};
+
+    fputs("\"summary\":{", f);
+    for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+        size_t count = 0;
+
+        for (size_t i = 0; i < n; i++)
+            count += plan_count_state(plans[i], states[s]);
+        fprintf(f, "%s\"%s\":%zu", s ? "," : "", plan_state_name(states[s]), count);
+    }
+    fputc('}', f);
+}
+
+void status_print_json(const plan *p, FILE *f)
+{
+    fputc('{', f);
+    status_json_steps(p, f);
+    fputc(',', f);
+    status_json_summary(&p, 1, f);
+    fputs("}\n", f);
+}
+
+void status_print_json_databases(char *const *names, const plan *const *plans, size_t n, FILE *f)
+{
+    fputs("{\"databases\":[", f);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        json_write_string(f, names[i]);
+        fputc(',', f);
+        status_json_steps(plans[i], f);
+        fputc(',', f);
+        status_json_summary(&plans[i], 1, f);
+        fputc('}', f);
+    }
+    fputs("],", f);
+    status_json_summary(plans, n, f);
+    fputs("}\n", f);
 }
 
 static const char *status_action(plan_state state)
@@ -102,8 +142,10 @@ static const char *status_action(plan_state state)
     return "?";
 }
 
-void status_print_plan(const plan *p, FILE *f)
+void status_print_plan(const char *database, const plan *p, FILE *f)
 {
+    if (database)
+        fprintf(f, "database \"%s\":\n", database);
     for (size_t i = 0; i < plan_count(p); i++) {
         const plan_item *item = plan_get(p, i);
 

@@ -4,6 +4,7 @@
 #define PGSTEP_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "pgstep/cli.h"
 #include "pgstep/error.h"
@@ -11,6 +12,12 @@
 #include "pgstep/vars.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/pgstep/pgstep.conf"
+
+/* steps.databases: the databases one run applies, in order; count 0: the connection's own. */
+typedef struct config_databases {
+    char **names;
+    size_t count;
+} config_databases;
 
 typedef struct pgstep_config {
     /* connection */
@@ -26,6 +33,7 @@ typedef struct pgstep_config {
     /* steps */
     char *steps_dir;
     char *history_schema;
+    config_databases databases; /* each from the subdirectory of steps_dir of its name */
     /* lock */
     char *lock_name;
     int lock_timeout; /* seconds */
@@ -51,6 +59,7 @@ typedef struct pgstep_config {
 bool config_load(const cli_options *opts, pgstep_config **out, pgstep_error *err);
 
 void config_free(pgstep_config *cfg);
+void config_databases_free(config_databases *dbs);
 
 /* Writes the table of keys (group.key, type, default, range) to stdout for --help. */
 void config_print_keys(void);

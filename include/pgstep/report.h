@@ -7,6 +7,7 @@
 
 typedef struct report {
     char summary[512];
+    char context[256]; /* what a failure leaves behind, e.g. which databases were done */
 } report;
 
 void report_init(report *rep);
@@ -14,7 +15,10 @@ void report_init(report *rep);
 /* Records the outcome of a successful run. */
 void report_summary(report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Records a failure: exit code and primary message. */
+/* Records what a failure will leave behind, for report_failure to add. */
+void report_context(report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Records a failure: exit code, primary message and context. */
 void report_failure(report *rep, const pgstep_error *err);
 
 /* Writes the summary and a newline to path (NULL: nowhere). A failure to write is logged as a

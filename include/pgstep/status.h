@@ -6,13 +6,19 @@
 
 #include "pgstep/plan.h"
 
-/* One line per step: state, file, applied at, checksum. */
-void status_print_text(const plan *p, FILE *f);
+/* One line per step: state, file, applied at, checksum; under a header naming database, unless
+ * NULL. */
+void status_print_text(const char *database, const plan *p, FILE *f);
 
 /* One JSON document: {"steps": [...], "summary": {...}} (shape documented in README). */
 void status_print_json(const plan *p, FILE *f);
 
-/* One line per step with what apply would do: apply, skip or re-apply, with checksums. */
-void status_print_plan(const plan *p, FILE *f);
+/* One JSON document for several databases: {"databases": [{"name": ..., "steps": [...],
+ * "summary": {...}}, ...], "summary": {...}} (shape documented in README). */
+void status_print_json_databases(char *const *names, const plan *const *plans, size_t n, FILE *f);
+
+/* One line per step with what apply would do: apply, skip or re-apply, with checksums; under a
+ * header naming database, unless NULL. */
+void status_print_plan(const char *database, const plan *p, FILE *f);
 
 #endif /* PGSTEP_STATUS_H */
