@@ -75,3 +75,19 @@ npm_setup() {
         fi
     ) 9>"$PGSTEP_NPM_DIR/.lock"
 }
+
+# Prints the path of Debian 12's kubectl (package kubernetes-client, kustomize v2): /usr/bin/kubectl
+# when that package is installed, else the copy scripts/install-deps.sh unpacks into
+# $PGSTEP_KUBECTL_DIR (default /var/cache/pgstep-kubectl) where another kubectl owns that path.
+debian_kubectl() {
+    local dir=${PGSTEP_KUBECTL_DIR:-/var/cache/pgstep-kubectl} k
+    if [[ $(dpkg-query -W -f='${db:Status-Status}' kubernetes-client 2>/dev/null) == installed ]]; then
+        k=/usr/bin/kubectl
+    elif [[ -x $dir/usr/bin/kubectl ]]; then
+        k=$dir/usr/bin/kubectl
+    else
+        die "Debian's kubectl (kubernetes-client) is missing: run scripts/install-deps.sh as root"
+    fi
+    "$k" version --client >/dev/null 2>&1 || die "$k does not run"
+    printf '%s\n' "$k"
+}
