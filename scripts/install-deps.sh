@@ -9,6 +9,7 @@ packages=(
     postgresql-15 postgresql-client-15
     pgbouncer valgrind python3 python3-yaml file clang-format shellcheck nftables
     yamllint docker-compose
+    podman runc debootstrap
 )
 
 # Debian's kubectl (kubernetes-client) renders container/kubernetes in the tests. Where another
