@@ -17,6 +17,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "needs root: podman builds and runs the image from root's storage"
+reroot_if_chroot "$@"
 if [[ -z ${PGSTEP_TEST_HOST:-} && -n ${PGSTEP_TEST_STATE:-} && -f $PGSTEP_TEST_STATE/env ]]; then
     # shellcheck disable=SC1091
     . "$PGSTEP_TEST_STATE/env"
@@ -36,17 +37,10 @@ need_command runc
 need_command psql postgresql-client
 need_command python3
 
-# runc, not crun: crun fails on hybrid cgroup hierarchies. Host networking: the build stage
-# reaches Debian's mirror and the runs reach the loopback test server. Inside a chroot (a fresh
-# root made to try the install steps) the root is no mount point, so pivot_root cannot work:
-# runc and buildah are told to chroot instead.
+# runc, not crun: crun fails on hybrid cgroup hierarchies. Host networking: the runs reach the
+# loopback test server, and the build stage reaches Debian's mirror without a bridge and
+# firewall rules being set up on the machine for it.
 podman=(podman --runtime /usr/sbin/runc --cgroup-manager=cgroupfs)
-if ! awk '$5 == "/" { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-    work_conf=$(mktemp)
-    printf '[engine]\nno_pivot_root = true\n' >"$work_conf"
-    export CONTAINERS_CONF=$work_conf BUILDAH_NOPIVOT=1
-    echo "running in a chroot: no pivot_root" >&2
-fi
 
 db=pgstep_image_$$
 role=pgstep_image_app_$$
@@ -59,7 +53,7 @@ work=$(mktemp -d)
 cleanup() {
     admin -c "DROP DATABASE IF EXISTS $db" -c "DROP ROLE IF EXISTS $role" >/dev/null 2>&1 || true
     "${podman[@]}" rmi "$tag" >/dev/null 2>&1 || true
-    rm -rf "$work" "${work_conf:-}"
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
