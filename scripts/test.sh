@@ -2,7 +2,7 @@
 # The whole test suite under ctest, against real PostgreSQL servers (and a real DocumentDB for
 # the shipped step set): once in a plain build, once built with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and the packaging tests once more with the fully static binary
-# that the container image ships.
+# that the container image ships, and with the image itself, built and run with podman.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

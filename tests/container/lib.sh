@@ -75,3 +75,47 @@ npm_setup() {
         fi
     ) 9>"$PGSTEP_NPM_DIR/.lock"
 }
+
+# Prints the path of Debian 12's kubectl (package kubernetes-client, kustomize v2): /usr/bin/kubectl
+# when that package is installed, else the copy scripts/install-deps.sh unpacks into
+# $PGSTEP_KUBECTL_DIR (default /var/cache/pgstep-kubectl) where another kubectl owns that path.
+debian_kubectl() {
+    local dir=${PGSTEP_KUBECTL_DIR:-/var/cache/pgstep-kubectl} k
+    if [[ $(dpkg-query -W -f='${db:Status-Status}' kubernetes-client 2>/dev/null) == installed ]]; then
+        k=/usr/bin/kubectl
+    elif [[ -x $dir/usr/bin/kubectl ]]; then
+        k=$dir/usr/bin/kubectl
+    else
+        die "Debian's kubectl (kubernetes-client) is missing: run scripts/install-deps.sh as root"
+    fi
+    "$k" version --client >/dev/null 2>&1 || die "$k does not run"
+    printf '%s\n' "$k"
+}
+
+# Tests that mount things or run containers need / to be a mount point: unshare's
+# --propagation private remounts it, podman's layer extraction too, and runc pivots out of it.
+# Inside a chroot whose root is a plain directory (a fresh root made with debootstrap to try the
+# install steps, say) it is not, so this re-runs the calling script, with its arguments, in a
+# mount namespace of its own whose root is a recursive bind mount of the chroot, made private at
+# once. It refuses when some mount is shared, since the one bind mount could then show up
+# outside. Call it first; it returns only where / already is a mount point.
+reroot_if_chroot() {
+    awk '$5 == "/" { found = 1 } END { exit !found }' /proc/self/mountinfo && return 0
+    [[ -z ${PGSTEP_REROOTED:-} ]] || die "/ is still no mount point after re-rooting"
+    [[ $(id -u) -eq 0 ]] || die "/ is no mount point (a chroot?), and re-rooting needs root"
+    ! grep -q ' shared:' /proc/self/mountinfo ||
+        die "/ is no mount point (a chroot?) and some mounts are shared; enter the chroot from a private mount namespace (unshare --mount --propagation private)"
+    local self dir rc=0
+    self=$(readlink -f "$0")
+    dir=$(mktemp -d)
+    echo "/ is no mount point (a chroot): re-running in a bind mount of it" >&2
+    # shellcheck disable=SC2016 # expanded by the inner shells
+    unshare --mount --propagation unchanged bash -c '
+        dir=$1 cwd=$2
+        shift 2
+        mount --rbind / "$dir" && mount --make-rprivate "$dir" && cd "$dir" &&
+            exec env PGSTEP_REROOTED=1 chroot . bash -c '\''cd "$1" && shift && exec bash "$@"'\'' _ "$cwd" "$@"
+    ' _ "$dir" "$PWD" "$self" "$@" || rc=$?
+    rmdir "$dir"
+    exit "$rc"
+}

@@ -3,7 +3,7 @@
 # a Debian build stage that runs scripts/build-static-deps.sh and a PGSTEP_STATIC build, a
 # FROM scratch final stage with the binary, the step set and CA certificates, uid 65532, the
 # entrypoint, the default command and OCI labels; everything it copies exists and is let
-# through by its ignore file. Building the image needs a registry and is not done here.
+# through by its ignore file. test_image.sh builds the image and runs it.
 set -euo pipefail
 # shellcheck source=tests/container/lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The Kubernetes manifests in container/kubernetes render offline with kubectl kustomize, pass
-# yamllint, match the Kubernetes, Argo CD and Flux types strictly (no unknown fields, no wrong
-# types), keep one pod template for the Jobs and the CronJob, and carry the settings the
-# deployment relies on; deliberately broken copies are rejected.
+# The Kubernetes manifests in container/kubernetes render offline with Debian 12's kubectl
+# kustomize (kustomize v2, what scripts/install-deps.sh installs) and, where the machine also
+# has a kubectl with kustomize v5 or later (the generation Argo CD and Flux use), render to the
+# same objects with it; they pass yamllint, match the Kubernetes, Argo CD and Flux types
+# strictly (no unknown fields, no wrong types), keep one Job spec for the Jobs and the CronJob,
+# and carry the settings the deployment relies on; deliberately broken copies are rejected.
 set -euo pipefail
 # shellcheck source=tests/container/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 need_command yamllint
-# kubectl comes with the machine image (google-cloud-cli); Debian's kubernetes-client 1.20 embeds
-# kustomize v2, which lacks labels and replacements, so it is no substitute.
-command -v kubectl >/dev/null || die "kubectl is missing (kustomize v5 needed: google-cloud-cli's kubectl)"
-kustomize_major=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p')
-[[ ${kustomize_major:-0} -ge 5 ]] || die "kubectl's kustomize is v${kustomize_major:-?}; v5 or later is needed"
+kubectl=$(debian_kubectl)
+# Another kubectl on PATH with kustomize v5 or later, if the machine has one: a second renderer.
+kubectl_v5=
+if other=$(command -v kubectl) && [[ $(readlink -f "$other") != $(readlink -f "$kubectl") ]]; then
+    major=$("$other" version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p')
+    [[ ${major:-0} -lt 5 ]] || kubectl_v5=$other
+fi
 need_command python3
 npm_setup
 validator=(node "$container_tests_dir/validate-manifests.mjs")
@@ -22,12 +26,14 @@ overlays=(base argocd flux flux-system)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# kubectl kustomize, proved offline: in a network namespace of its own when we may create one.
+# kubectl kustomize DIR with Debian's kubectl (KUBECTL overrides), proved offline: in a network
+# namespace of its own when we may create one.
 render() {
+    local k=${KUBECTL:-$kubectl}
     if [[ $(id -u) -eq 0 ]] && unshare --net true 2>/dev/null; then
-        unshare --net kubectl kustomize "$1"
+        unshare --net "$k" kustomize "$1"
     else
-        kubectl kustomize "$1"
+        "$k" kustomize "$1"
     fi
 }
 
@@ -39,13 +45,30 @@ ok "yamllint: container/kubernetes and container/compose.yaml"
 for o in "${overlays[@]}"; do
     render "$k8s/$o" >"$work/$o.yaml" || die "kubectl kustomize container/kubernetes/$o failed"
     [[ -s $work/$o.yaml ]] || die "kubectl kustomize container/kubernetes/$o rendered nothing"
-    ok "kubectl kustomize container/kubernetes/$o renders"
+    ok "kubectl kustomize container/kubernetes/$o renders (Debian's kubectl)"
 done
+# The same objects with kustomize v5, but for the generated ConfigMap's name: its hash suffix
+# is computed differently by each kustomize generation. v5 warns on stderr about the v1beta1
+# fields kept for kustomize v2 (bases, commonLabels, patchesStrategicMerge, patchesJson6902).
+if [[ -n $kubectl_v5 ]]; then
+    for o in "${overlays[@]}"; do
+        KUBECTL=$kubectl_v5 render "$k8s/$o" >"$work/$o.v5.yaml" 2>"$work/$o.v5.err" ||
+            { cat "$work/$o.v5.err" >&2; die "kustomize v5 ($kubectl_v5) cannot render container/kubernetes/$o"; }
+        if grep -v "^# Warning: '[A-Za-z0-9]*' is deprecated" "$work/$o.v5.err" | grep -q .; then
+            cat "$work/$o.v5.err" >&2
+            die "kustomize v5 ($kubectl_v5) complains about container/kubernetes/$o"
+        fi
+        diff <(sed -E 's/pgstep-config-[a-z0-9]{10}/pgstep-config-HASH/' "$work/$o.yaml") \
+             <(sed -E 's/pgstep-config-[a-z0-9]{10}/pgstep-config-HASH/' "$work/$o.v5.yaml") >&2 ||
+            die "container/kubernetes/$o renders differently with kustomize v5 ($kubectl_v5)"
+    done
+    ok "kustomize v5 ($kubectl_v5) renders the same objects"
+fi
 
 # --- strict validation of what is rendered ------------------------------------------------------
 "${validator[@]}" "$work/flux-system.yaml"
 "${validator[@]}" --same-pod-template "$work/base.yaml" "$work/argocd.yaml" "$work/flux.yaml"
-ok "rendered objects are valid; Jobs and CronJobs share one pod template"
+ok "rendered objects are valid; Jobs and CronJobs share one pod template and Job spec"
 
 # --- what the deployment relies on --------------------------------------------------------------
 python3 - "$work" "$repo_root/include/pgstep/exitcode.h" <<'PY'
@@ -198,8 +221,15 @@ render "$work/flux/flux-system" >"$work/flux.yaml"
 expect_failure "misspelt Flux field dependOn" 'dependOn: unknown field' "${validator[@]}" "$work/flux.yaml"
 
 broken kustomization
-sed -i 's/^resources:/resourcess:/' "$work/kustomization/argocd/kustomization.yaml"
+sed -i 's/^resources:/resourcess:/' "$work/kustomization/base/kustomization.yaml"
 expect_failure "misspelt kustomization.yaml field" 'unknown field' render "$work/kustomization/argocd"
+
+broken cronjob
+sed -i 's/^      backoffLimit: 4$/      backoffLimit: 5/' "$work/cronjob/base/cronjob.yaml"
+grep -q 'backoffLimit: 5' "$work/cronjob/base/cronjob.yaml" || die "could not change the CronJob's backoffLimit"
+render "$work/cronjob/argocd" >"$work/cronjob.yaml"
+expect_failure "a CronJob whose job spec differs from the Job's" 'jobTemplate.spec differs' \
+    "${validator[@]}" --same-pod-template "$work/cronjob.yaml"
 
 python3 - "$work/argocd.yaml" "$work/drift.yaml" <<'PY'
 import sys, yaml

@@ -16,6 +16,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "needs root: chroot and a private mount namespace"
+reroot_if_chroot "$@"
 if [[ -z ${PGSTEP_TEST_HOST:-} && -n ${PGSTEP_TEST_STATE:-} && -f $PGSTEP_TEST_STATE/env ]]; then
     # shellcheck disable=SC1091
     . "$PGSTEP_TEST_STATE/env"

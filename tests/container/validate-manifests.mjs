@@ -5,7 +5,10 @@
 //   node validate-manifests.mjs --same-pod-template FILE...
 //                                                    also require that every Job's
 //                                                    spec.template and every CronJob's
-//                                                    spec.jobTemplate.spec.template are equal
+//                                                    spec.jobTemplate.spec.template are equal,
+//                                                    and that every CronJob's jobTemplate.spec
+//                                                    equals the spec of the Job in its file
+//                                                    but for ttlSecondsAfterFinished
 //
 // Two checks per object, because each misses what the other catches:
 //  1. the model's own validate() (JSON schema compiled with ajv): types, enums, formats,
@@ -68,7 +71,7 @@ for (const file of files) {
             return;
         }
         const name = obj.metadata?.name ?? "(no name)";
-        objects.push({ where: `${where} ${obj.kind}/${name}`, obj });
+        objects.push({ where: `${where} ${obj.kind}/${name}`, file, obj });
     });
 }
 
@@ -241,6 +244,23 @@ if (samePodTemplate) {
     for (const other of templates.slice(1)) {
         if (!isDeepStrictEqual(templates[0].t, other.t))
             fail(other.where, `pod template differs from the one of ${templates[0].where}`);
+    }
+    // The CronJob carries a copy of the Job's whole spec (retries, deadline, podFailurePolicy),
+    // so that a manual run behaves like the automatic one; only the TTL may differ, because the
+    // Flux overlay removes it from the Job alone.
+    const withoutTtl = (spec) => {
+        const { ttlSecondsAfterFinished, ...rest } = spec ?? {};
+        return rest;
+    };
+    for (const { where, file, obj } of objects) {
+        if (obj.kind !== "CronJob") continue;
+        const jobs = objects.filter((o) => o.file === file && o.obj.kind === "Job");
+        if (jobs.length !== 1) {
+            fail(where, `expected one Job beside the CronJob in ${file}, found ${jobs.length}`);
+            continue;
+        }
+        if (!isDeepStrictEqual(withoutTtl(obj.spec?.jobTemplate?.spec), withoutTtl(jobs[0].obj.spec)))
+            fail(where, `jobTemplate.spec differs from the spec of ${jobs[0].where}`);
     }
 }
 
