@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo: build pgstep, start a throwaway PostgreSQL on a free loopback port, and
-# apply the demo step set (sql/demo) twice: the first run applies every step, the second finds
-# nothing to do. Everything is removed afterwards.
+# apply the demo step set (sql/demo) twice: an extension in the postgres database, then the
+# application's schema, role and grants in the demo database. The first run applies every step,
+# the second finds nothing to do. Everything is removed afterwards.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,10 +23,9 @@ printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$work/password"
 cat >"$work/pgstep.conf" <<CONF
 connection: {
   conninfo = "host=127.0.0.1 port=$port user=postgres";
-  dbname = "demo";
   password_file = "$work/password";
 };
-steps: { directory = "$root/sql/demo"; };
+steps: { directory = "$root/sql/demo"; databases = ["postgres", "demo"]; };
 variables: { app_role = "demo_app"; };
 CONF
 

@@ -112,7 +112,7 @@ CONF
 cp "$repo_root/container/kubernetes/base/pgstep.conf" "$work/k8s-config/"
 # The secret volume: group 65532 (the pod's fsGroup), mode 0440 (the Job's defaultMode).
 install -m 0440 -g 65532 "$passfile" "$work/secret/password"
-cp "$repo_root"/sql/demo/*.sql "$work/broken/"
+cp "$repo_root"/sql/demo/demo/*.sql "$work/broken/"
 printf 'SELECT 1;\n' >"$work/broken/v5_lowercase.sql"
 chmod -R a+rX "$work/config" "$work/k8s-config" "$work/broken"
 chmod 0755 "$work" "$work/secret"
@@ -157,19 +157,19 @@ applied() { admin -d "$db" -tAc "SELECT count(*) FROM pgstep.history"; }
 expect_exit 0 "pgstep --version" --version
 grep -q '^pgstep 0\.1\.0' "$work/out" || die "unexpected version: $(cat "$work/out")"
 CONFIG=$work/k8s-config expect_exit 0 "verify: the shipped step set with the Kubernetes pgstep.conf" verify
-STEPS=$repo_root/sql/demo expect_exit 0 "wait for the primary" wait
-STEPS=$repo_root/sql/demo expect_exit 0 "apply (the Job's args)" apply
+STEPS=$repo_root/sql/demo/demo expect_exit 0 "wait for the primary" wait
+STEPS=$repo_root/sql/demo/demo expect_exit 0 "apply (the Job's args)" apply
 termination_message "apply" 'appl'
 count=$(applied)
 [[ $count -eq 5 ]] || die "apply recorded $count steps, expected the 5 demo steps"
 [[ $(admin -d "$db" -tAc "SELECT count(*) FROM app.accounts") == 0 ]] ||
     die "apply did not create app.accounts"
 ok "the demo steps are applied and recorded"
-STEPS=$repo_root/sql/demo expect_exit 0 "apply again, by the image's CMD (nothing to do)"
+STEPS=$repo_root/sql/demo/demo expect_exit 0 "apply again, by the image's CMD (nothing to do)"
 termination_message "the second apply"
 [[ $(applied) -eq $count ]] || die "the second apply recorded steps again"
 ok "the second apply recorded nothing"
-STEPS=$repo_root/sql/demo expect_exit 0 "status --json" status --json
+STEPS=$repo_root/sql/demo/demo expect_exit 0 "status --json" status --json
 python3 - "$work/out" <<'PY' || die "status --json: $(cat "$work/out")"
 import json, sys
 doc = json.load(open(sys.argv[1]))

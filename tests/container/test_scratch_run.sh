@@ -61,7 +61,7 @@ admin -c "CREATE DATABASE $db" || die "cannot create database $db on $host:$port
 root=$work/root
 install -D -m 0755 "$bin" "$root/usr/local/bin/pgstep"
 mkdir -p "$root/usr/share/pgstep/steps" "$root/etc/pgstep" "$root/run/secrets/pgstep" "$root/dev"
-cp "$repo_root"/sql/demo/*.sql "$root/usr/share/pgstep/steps/"
+cp "$repo_root"/sql/demo/demo/*.sql "$root/usr/share/pgstep/steps/"
 install -m 0400 -o 65532 -g 65532 "$passfile" "$root/run/secrets/pgstep/password"
 if [[ -n ${PGSTEP_TEST_SSLROOTCERT:-} ]]; then
     install -m 0444 "$PGSTEP_TEST_SSLROOTCERT" "$root/etc/pgstep/ca.crt"
