@@ -53,28 +53,14 @@ static apply_outcome apply_nt_begin(const apply_env *env, conn *c, const plan_it
 {
     const step *s = item->step;
     conn_reply reply;
-    history_begin begun;
+    apply_outcome outcome;
 
     if (!history_send_step_begin(c, env->sql, env->run, s, item->checksum, err) ||
         !conn_pipeline_sync(c, err) || !apply_nt_read(env, c, &reply, err))
         return apply_classify(err);
-    begun = history_step_begin_outcome(env->run, &reply);
+    outcome = apply_begin_outcome(env, item->step, &reply, err);
     conn_reply_clear(&reply);
-    switch (begun) {
-    case HISTORY_BEGIN_OK:
-        return APPLY_DONE;
-    case HISTORY_BEGIN_LOCK_BUSY:
-        return APPLY_LOCK_BUSY;
-    case HISTORY_BEGIN_APPLIED_BY_RUN:
-        return APPLY_APPLIED_BY_RUN;
-    case HISTORY_BEGIN_APPLIED_BY_OTHER:
-        return APPLY_APPLIED_BY_OTHER;
-    case HISTORY_BEGIN_FAILED:
-        break;
-    }
-    *err = reply.error;
-    steptext_locate(s, s->nstatements, err);
-    return apply_classify(err);
+    return outcome;
 }
 
 static apply_outcome apply_nt_end(const apply_env *env, conn *c, const plan_item *item,

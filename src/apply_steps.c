@@ -84,24 +84,10 @@ static apply_outcome apply_steps_read_one(const apply_env *env, conn *c, const p
     conn_reply_clear(&reply);
     if (progress_next(env->progress, c, &reply, err) != CONN_WAIT_REPLY)
         return apply_classify(err);
-    switch (history_step_begin_outcome(env->run, &reply)) {
-    case HISTORY_BEGIN_OK:
-        break;
-    case HISTORY_BEGIN_LOCK_BUSY:
-        return APPLY_LOCK_BUSY;
-    case HISTORY_BEGIN_APPLIED_BY_RUN:
-        return APPLY_APPLIED_BY_RUN;
-    case HISTORY_BEGIN_APPLIED_BY_OTHER:
-        return APPLY_APPLIED_BY_OTHER;
-    case HISTORY_BEGIN_FAILED:
-        *err = reply.error;
-        if (reply.kind != CONN_REPLY_ERROR)
-            error_set(err, PGSTEP_EXIT_TEMPFAIL, "the server ended the pipeline early");
-        steptext_locate(s, s->nstatements, err);
-        conn_reply_clear(&reply);
-        return apply_classify(err);
-    }
+    outcome = apply_begin_outcome(env, s, &reply, err);
     conn_reply_clear(&reply);
+    if (outcome != APPLY_DONE)
+        return outcome;
     for (size_t i = 0; i < s->nstatements; i++) {
         if (!apply_steps_expect(env, c, s, i, &reply, &outcome, err))
             return outcome;

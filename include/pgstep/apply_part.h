@@ -63,6 +63,10 @@ apply_outcome apply_classify(const pgstep_error *err);
 /* Whether err says the run was interrupted by a signal. */
 bool apply_interrupted(const pgstep_error *err);
 
+/* What step_begin's reply for step s means for the run; a failure fills err, located in s. */
+apply_outcome apply_begin_outcome(const apply_env *env, const step *s, const conn_reply *reply,
+                                  pgstep_error *err);
+
 /* The line for a step that committed, with the duration recorded. */
 void apply_log_applied(const step *s, long long duration_ms);
 
