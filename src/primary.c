@@ -44,6 +44,7 @@ typedef struct wait_state {
     int64_t auth_failed_since; /* when the server first rejected the credentials, or -1 */
     int64_t last_progress_ms;
     int attempts;         /* connection attempts so far */
+    int64_t attempt_ms;   /* when the last one started */
     backoff rejected;     /* the pace after attempts that cost the server a start-up */
     bool rejected_streak; /* whether the last attempt was one of those */
     char reason[ERROR_TEXT_MAX];
@@ -128,9 +129,10 @@ static void primary_progress(wait_state *w)
 /* The debug line of each connection attempt, then the info line when it is due. */
 static void primary_attempt_failed(wait_state *w)
 {
-    log_field fields[] = {LOG_NUM("attempt", w->attempts)};
+    log_field fields[] = {LOG_NUM("attempt", w->attempts),
+                          LOG_NUM("started_ms", w->attempt_ms - w->start_ms)};
 
-    log_event(LOG_DEBUG, fields, 1, "primary not ready: %s", w->reason);
+    log_event(LOG_DEBUG, fields, 2, "primary not ready: %s", w->reason);
     primary_progress(w);
 }
 
@@ -205,6 +207,7 @@ static conn *primary_attempt(wait_state *w, const char *password, conn_failure *
 
     error_clear(&attempt);
     w->attempts++;
+    w->attempt_ms = backoff_now_ms();
     c = conn_open(w->cfg, password, w->deadline_ms, why, &attempt);
     if (!c) {
         if (primary_retryable(*why, w, &attempt, err))
@@ -238,14 +241,13 @@ bool primary_wait(const pgstep_config *cfg, conn **out, pgstep_error *err)
     /* wait.timeout = 0 means a single attempt, bounded by connect_timeout alone. */
     w.deadline_ms = cfg->wait_timeout ? w.start_ms + (int64_t)cfg->wait_timeout * 1000 : 0;
     for (;;) {
-        int64_t attempt_start = backoff_now_ms();
         conn_failure why = CONN_OK;
         int64_t next;
 
         c = primary_attempt(&w, password, &why, err);
         if (c || error_is_set(err))
             break;
-        next = attempt_start + primary_pace_ms(&w, why);
+        next = w.attempt_ms + primary_pace_ms(&w, why);
         if (w.deadline_ms == 0 || backoff_now_ms() >= w.deadline_ms ||
             !backoff_sleep(next - backoff_now_ms(), w.deadline_ms, err) ||
             backoff_now_ms() >= w.deadline_ms) {

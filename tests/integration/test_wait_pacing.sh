@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # While waiting, pgstep never tries to connect more than 10 times a second: not against a port
-# nobody listens on (counted from the debug line of each attempt), and not against a server
-# that answers every connection with "the database system is starting up" (57P03, counted by
-# that server, which also sees the ping libpq needs to tell why a connection failed).
+# nobody listens on (from the debug event of each attempt, which says when it started), and not
+# against a server that answers every connection with "the database system is starting up"
+# (57P03; counted by that server, which also sees the ping libpq needs to tell why a connection
+# failed).
 . "$(dirname "$0")/../lib/testlib.sh"
 
 # most_in_a_second FILE: the largest number of the millisecond timestamps in FILE (one a line)
@@ -17,16 +18,15 @@ most_in_a_second() {
         print best }'
 }
 
-# 1. Nothing listens: one debug line per attempt, with its time.
+# 1. Nothing listens: one debug line per attempt, with the time it started.
 port=$(pg_free_port)
 cat >"$T_DIR/down.conf" <<CONF
 connection: { conninfo = "$(t_dsn postgres "$port")"; password_file = "$PGSTEP_TEST_PASSFILE"; };
 wait: { timeout = 4; };
 CONF
-t_run 69 -c "$T_DIR/down.conf" --verbose wait
-grep 'debug: primary not ready: .*Connection refused' "$T_DIR/stderr" |
-    sed -E 's/^[0-9-]+T([0-9]+):([0-9]+):([0-9]+)\.([0-9]+)Z.*/\1 \2 \3 \4/' |
-    awk '{ print ((($1 * 60) + $2) * 60 + $3) * 1000 + $4 }' >"$T_DIR/down.times"
+t_run 69 -c "$T_DIR/down.conf" --verbose --log-format json wait
+grep '"message":"primary not ready: .*Connection refused' "$T_DIR/stderr" |
+    sed -nE 's/.*"attempt":[0-9]+,"started_ms":([0-9]+).*/\1/p' >"$T_DIR/down.times"
 attempts=$(wc -l <"$T_DIR/down.times")
 down_peak=$(most_in_a_second "$T_DIR/down.times")
 [ "$attempts" -ge 8 ] || t_fail "only $attempts attempts in 4 s against a port nobody listens on"
@@ -77,6 +77,9 @@ t_stderr_has 'primary not ready after 4 s: .*starting up'
 connections=$(wc -l <"$T_DIR/starting.times")
 starting_peak=$(most_in_a_second "$T_DIR/starting.times")
 [ "$connections" -ge 8 ] || t_fail "only $connections connections in 4 s to a server starting up"
-[ "$starting_peak" -le 10 ] || t_fail "$starting_peak connections within one second to a server starting up"
+[ "$connections" -le 40 ] || t_fail "$connections connections in 4 s to a server starting up"
+# The listener's clock is when it accepted: on a busy machine it may accept a connection late,
+# and so count it in the next second; as pgstep waits for each answer, only ever one.
+[ "$starting_peak" -le 11 ] || t_fail "$starting_peak connections within one second to a server starting up"
 t_ok "down: $attempts attempts in 4 s, at most $down_peak in a second;" \
     "starting up: $connections connections, at most $starting_peak in a second"
