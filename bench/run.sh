@@ -231,16 +231,27 @@ summary() {
 }
 # attempts LOG: the connection attempts pgstep logged (one debug line each).
 attempts() { grep -c 'debug: primary not ready:' "$1" || true; }
-# waiter BIN PORT TAG: "BIN wait" in the background against PORT, logging to $lat/TAG.log and
-# writing its exit time to $lat/TAG.exit; its pid is in waiter_pid.
+# waiter BIN PORT TAG [TIMEOUT]: "BIN wait" in the background against PORT, logging to
+# $lat/TAG.log and writing its exit time and status to $lat/TAG.exit; its pid is in waiter_pid.
 waiter() {
     cat >"$lat/$3.conf" <<CONF
 connection: { conninfo = "host=127.0.0.1 port=$2 user=postgres dbname=postgres"; password_file = "$lat/password"; };
 wait: { timeout = ${4:-60}; };
 CONF
     rm -f "$lat/$3.exit"
-    { "$1" -c "$lat/$3.conf" --verbose wait 2>"$lat/$3.log" || true; echo "$EPOCHREALTIME" >"$lat/$3.exit"; } &
+    {
+        rc=0
+        "$1" -c "$lat/$3.conf" --verbose wait 2>"$lat/$3.log" || rc=$?
+        echo "$EPOCHREALTIME $rc" >"$lat/$3.exit"
+    } &
     waiter_pid=$!
+}
+# exited TAG: when the waiter TAG exited; it must have succeeded.
+exited() {
+    local when rc
+    read -r when rc <"$lat/$1.exit"
+    [ "$rc" = 0 ] || { tail -n 5 "$lat/$1.log" >&2; echo "bench: wait ($1) exited $rc" >&2; exit 1; }
+    echo "$when"
 }
 # A pause of 1.5 to 2.5 s before the event: pgstep has been waiting a while, as a Job started
 # before its server has, and the event falls anywhere in its cycle of attempts.
@@ -248,7 +259,7 @@ settle() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 1.5 + r / 32768 }
 
 # wait_latency LABEL BIN
 wait_latency() {
-    local label=$1 bin=$2 i started promoted standby_port began
+    local label=$1 bin=$2 i started promoted ended standby_port began
     : >"$lat/start.ms"
     : >"$lat/promote.ms"
     : >"$lat/recovery.rate"
@@ -259,7 +270,8 @@ wait_latency() {
         pg_start "$lat/data"
         started=$EPOCHREALTIME
         wait "$waiter_pid"
-        ms_since "$started" "$(cat "$lat/start.exit")" >>"$lat/start.ms"
+        ended=$(exited start)
+        ms_since "$started" "$ended" >>"$lat/start.ms"
 
         standby_port=$(pg_free_port)
         pg_standby "$lat_port" "$lat/standby" "$standby_port"
@@ -270,7 +282,8 @@ wait_latency() {
         pg_as_owner "$PG_BINDIR/pg_ctl" -D "$lat/standby" -w promote >/dev/null
         promoted=$EPOCHREALTIME
         wait "$waiter_pid"
-        ms_since "$promoted" "$(cat "$lat/promote.exit")" >>"$lat/promote.ms"
+        ended=$(exited promote)
+        ms_since "$promoted" "$ended" >>"$lat/promote.ms"
         awk -v n="$(attempts "$lat/promote.log")" -v ms="$(ms_since "$began" "$promoted")" \
             'BEGIN { printf "%.1f\n", n * 1000 / ms }' >>"$lat/recovery.rate"
         pg_stop "$lat/standby"
