@@ -16,8 +16,8 @@
  * answered (refused, no route, a name that does not resolve) costs the server nothing: a steady
  * 100 ms, at most 10 attempts a second. A server that answered "not now" (57P03) was asked twice,
  * the attempt and libpq's ping that tells why, so 200 ms keeps that at 10 connections a second
- * too. A rejection after authentication, or a read-only session, cost the server a whole
- * start-up: from 200 ms, doubling up to the cap. */
+ * too. A rejection (authentication, pg_hba.conf, a missing database) or a connection that
+ * turned out not writable cost the server a process: from 200 ms, doubling up to the cap. */
 #define PRIMARY_UNREACHED_PACE_MS 100
 #define PRIMARY_ANSWERED_PACE_MS  200
 /* A server in recovery is asked again on the same connection this often: a query, not a new
