@@ -1,4 +1,5 @@
-/* Deadlines and exponential backoff with jitter, so that many runners do not retry in step. */
+/* Deadlines, steady paces and exponential backoff, all with jitter so that many runners do not
+ * retry in step. */
 #include "pgstep/backoff.h"
 
 #include <errno.h>
@@ -35,6 +36,13 @@ int64_t backoff_next_ms(backoff *b)
 
     b->current_ms = ceiling * 2 > b->max_ms ? b->max_ms : ceiling * 2;
     return delay;
+}
+
+int64_t backoff_jitter_ms(int64_t ms)
+{
+    if (ms < 1)
+        return 1;
+    return ms + (int64_t)randombytes_uniform((uint32_t)(ms / 4 + 1));
 }
 
 bool backoff_sleep(int64_t ms, int64_t deadline_ms, pgstep_error *err)

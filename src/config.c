@@ -58,7 +58,7 @@ static const config_key config_keys[] = {
     KEY_INT("wait", "timeout", "300", 0, 86400, wait_timeout,
             "seconds to wait for a writable primary"),
     KEY_INT("wait", "max_interval_ms", "500", 10, 60000, wait_max_interval_ms,
-            "cap of the backoff between attempts"),
+            "longest pause between attempts; longest one connection is re-asked"),
     KEY_INT("wait", "auth_grace", "30", 0, 3600, wait_auth_grace,
             "seconds an authentication failure is retried after the server first answers"),
     KEY_STR("steps", "directory", "/usr/share/pgstep/steps", steps_dir, "steps directory"),

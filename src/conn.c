@@ -224,8 +224,21 @@ static int conn_wait_socket(int fd, short events, int64_t deadline_ms)
     return conn_wait_socket_until(fd, events, deadline_ms, true);
 }
 
+/* Set once libpq has accepted the connection options (they do not change while pgstep runs), so
+ * that a failure to connect needs no ping to tell a bad option from a server that is down. */
+static bool conn_options_accepted;
+
+/* True once libpq has a connected socket to some server: past the TCP (or Unix socket) connect,
+ * so any failure from then on may be the server's answer. */
+static bool conn_reached(PGconn *pg)
+{
+    ConnStatusType status = PQstatus(pg);
+
+    return status != CONNECTION_BAD && status != CONNECTION_STARTED && status != CONNECTION_NEEDED;
+}
+
 static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
-                                  bool service, int64_t attempt_end)
+                                  bool service, bool reached, int64_t attempt_end)
 {
     int64_t left_s = (attempt_end - backoff_now_ms()) / 1000;
     conn_params ping;
@@ -234,6 +247,11 @@ static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const ch
         return CONN_FAIL_AUTH;
     if (interrupt_pending())
         return CONN_FAIL_INTERRUPTED;
+    /* No server was ever connected to (name not resolvable, refused, no route): nothing to ask,
+     * and asking would double the connection attempts against a server that is down. Only
+     * whether libpq accepts the options at all needs the ping, once. */
+    if (!reached && conn_options_accepted)
+        return CONN_FAIL_UNREACHABLE;
     /* The server's SQLSTATE is not exposed for failed connections; PQping tells whether it
      * answered, and whether it answered "cannot connect now". It blocks, so it gets only what
      * is left of this attempt's time. */
@@ -243,13 +261,16 @@ static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const ch
                       left_s < cfg->connect_timeout ? (int)left_s : cfg->connect_timeout);
     switch (PQpingParams(ping.keywords, ping.values, 1)) {
     case PQPING_REJECT:
+        conn_options_accepted = true;
         return CONN_FAIL_STARTING;
     case PQPING_OK:
+        conn_options_accepted = true;
         return CONN_FAIL_REJECTED;
     case PQPING_NO_ATTEMPT:
         return CONN_FAIL_INVALID;
     case PQPING_NO_RESPONSE:
     default:
+        conn_options_accepted = true;
         return CONN_FAIL_UNREACHABLE;
     }
 }
@@ -300,6 +321,7 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     PostgresPollingStatusType state = PGRES_POLLING_WRITING;
     conn_params params;
     bool service;
+    bool reached;
     PGconn *pg;
     conn *c;
 
@@ -314,8 +336,10 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     if (!pg)
         return conn_fail(NULL, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
     if (PQstatus(pg) == CONNECTION_BAD)
-        return conn_fail(pg, conn_classify(pg, cfg, password, service, attempt_end), failure, err,
-                         "could not connect");
+        return conn_fail(pg, conn_classify(pg, cfg, password, service, false, attempt_end), failure,
+                         err, "could not connect");
+    conn_options_accepted = true;
+    reached = conn_reached(pg);
     while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
         short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         int ready = conn_wait_socket(PQsocket(pg), events, attempt_end);
@@ -330,10 +354,11 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
             return NULL;
         }
         state = PQconnectPoll(pg);
+        reached = reached || conn_reached(pg);
     }
     if (state == PGRES_POLLING_FAILED)
-        return conn_fail(pg, conn_classify(pg, cfg, password, service, attempt_end), failure, err,
-                         "could not connect");
+        return conn_fail(pg, conn_classify(pg, cfg, password, service, reached, attempt_end),
+                         failure, err, "could not connect");
     c = malloc(sizeof(*c));
     if (!c)
         return conn_fail(pg, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");

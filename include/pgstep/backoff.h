@@ -1,4 +1,4 @@
-/* Deadlines on the monotonic clock and exponential backoff with jitter. */
+/* Deadlines on the monotonic clock, steady paces and exponential backoff, with jitter. */
 #ifndef PGSTEP_BACKOFF_H
 #define PGSTEP_BACKOFF_H
 
@@ -21,6 +21,10 @@ void backoff_init(backoff *b, int64_t initial_ms, int64_t max_ms);
 
 /* The next delay: between half and all of the current ceiling (equal jitter), then doubles it. */
 int64_t backoff_next_ms(backoff *b);
+
+/* A steady pace with jitter: a delay drawn uniformly from ms to ms + ms / 4, never less than ms,
+ * so that a pace of 100 ms never means more than 10 tries a second. */
+int64_t backoff_jitter_ms(int64_t ms);
 
 /* Sleeps ms milliseconds, but never past deadline_ms (0: none); false with err set if a signal
  * arrived. */

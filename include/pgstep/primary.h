@@ -8,7 +8,8 @@
 #include "pgstep/conn.h"
 #include "pgstep/error.h"
 
-/* Retries until the deadline (wait.timeout), with backoff, then returns an open connection to a
+/* Retries until the deadline (wait.timeout), paced by what each attempt cost the server (a server
+ * in recovery is asked again on the same connection), then returns an open connection to a
  * writable primary. The password file, if any, is read for this
  * call only and wiped before returning. At the deadline err holds the last reason with
  * PGSTEP_EXIT_NOT_READY. */
