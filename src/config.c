@@ -19,6 +19,8 @@ typedef enum config_type {
     CONFIG_INT,
     CONFIG_LOG_FORMAT,
     CONFIG_LOG_LEVEL,
+    CONFIG_BOOL,
+    CONFIG_STRING_LIST, /* a list or array of strings, or one string */
 } config_type;
 
 typedef struct config_key {
@@ -59,6 +61,10 @@ static const config_key config_keys[] = {
             "seconds an authentication failure is retried after the server first answers"),
     KEY_STR("steps", "directory", "/usr/share/pgstep/steps", steps_dir, "steps directory"),
     KEY_STR("steps", "schema", "pgstep", history_schema, "schema of the history table"),
+    {"steps", "require_manifest", CONFIG_BOOL, "false", 0, 0,
+     offsetof(pgstep_config, require_manifest), "a step set without pgstep.sum is an error"},
+    {"steps", "trusted_keys", CONFIG_STRING_LIST, NULL, 0, 0, offsetof(pgstep_config, trusted_keys),
+     "minisign public keys (base64, or files: a value with a /); pgstep.sum must be signed by one"},
     KEY_STR("lock", "name", "pgstep", lock_name, "name the advisory lock key is derived from"),
     KEY_INT("lock", "timeout", "60", 0, 86400, lock_timeout,
             "seconds to wait for the advisory lock"),
@@ -141,7 +147,53 @@ static bool config_store_text(pgstep_config *cfg, const config_key *k, const cha
             return error_set(err, PGSTEP_EXIT_CONFIG,
                              "expected debug, info, warn or error, got \"%s\"", value);
         return true;
+    case CONFIG_BOOL:
+        *(bool *)((char *)cfg + k->offset) = strcmp(value, "true") == 0;
+        return true;
+    case CONFIG_STRING_LIST:
+        return true; /* no default but none */
     }
+    return true;
+}
+
+static void config_free_list(char **list)
+{
+    for (char **p = list; p && *p; p++)
+        free(*p);
+    free(list);
+}
+
+/* A list or array of non-empty strings, or a single string, into a NULL-terminated copy. */
+static bool config_read_string_list(pgstep_config *cfg, const config_key *k, config_setting_t *s,
+                                    pgstep_error *err)
+{
+    char ***field = (char ***)((char *)cfg + k->offset);
+    bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+    int n = single ? 1 : config_setting_length(s);
+    char **list;
+
+    if (!single && config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+        config_setting_type(s) != CONFIG_TYPE_LIST)
+        return error_set(err, PGSTEP_EXIT_CONFIG, "expected a string or a list of strings");
+    if (!(list = calloc((size_t)n + 1, sizeof(char *))))
+        return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned)i);
+        const char *v =
+            config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+
+        if (!v || !*v) {
+            config_free_list(list);
+            return error_set(err, PGSTEP_EXIT_CONFIG, "element %d: expected a non-empty string",
+                             i + 1);
+        }
+        if (!(list[i] = strdup(v))) {
+            config_free_list(list);
+            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+        }
+    }
+    config_free_list(*field);
+    *field = list;
     return true;
 }
 
@@ -199,6 +251,14 @@ static bool config_read_setting(pgstep_config *cfg, const config_key *k, config_
         *config_int_field(cfg, k) = (int)value;
         return true;
     }
+    if (k->type == CONFIG_BOOL) {
+        if (type != CONFIG_TYPE_BOOL)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "expected true or false");
+        *(bool *)((char *)cfg + k->offset) = config_setting_get_bool(s) != 0;
+        return true;
+    }
+    if (k->type == CONFIG_STRING_LIST)
+        return config_read_string_list(cfg, k, s, err);
     if (type != CONFIG_TYPE_STRING)
         return error_set(err, PGSTEP_EXIT_CONFIG, "expected a string");
     return config_store_text(cfg, k, config_setting_get_string(s), err);
@@ -378,6 +438,7 @@ void config_free(pgstep_config *cfg)
         if (config_keys[i].type == CONFIG_STRING)
             free(*config_str_field(cfg, &config_keys[i]));
     }
+    config_free_list(cfg->trusted_keys);
     free(cfg->source_path);
     vars_free(cfg->vars);
     free(cfg);

@@ -9,6 +9,7 @@
 #include "pgstep/backoff.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/history.h"
+#include "pgstep/integrity.h"
 #include "pgstep/log.h"
 #include "pgstep/plan.h"
 #include "pgstep/primary.h"
@@ -18,6 +19,7 @@
 /* Everything a command holds; runner_end releases it. */
 typedef struct run {
     const pgstep_config *cfg;
+    integrity_result integrity;
     stepset *set;
     history_sql sql;
     conn *c;
@@ -46,6 +48,8 @@ static int runner_fail(run *r, pgstep_error *err)
 /* Loads the step set, connects and plans; the common first half of apply and status. */
 static bool runner_plan(run *r, pgstep_error *err)
 {
+    if (!integrity_check(r->cfg, &r->integrity, err))
+        return false;
     if (!stepset_load(r->cfg->steps_dir, r->cfg->vars, &r->set, err))
         return false;
     if (!history_sql_build(r->cfg->history_schema, &r->sql))
@@ -91,8 +95,10 @@ static bool runner_check_drift(const plan *p, bool allow_drift, pgstep_error *er
 int runner_verify(const pgstep_config *cfg, report *rep, pgstep_error *err)
 {
     stepset *set;
+    integrity_result integrity;
 
-    if (!stepset_load(cfg->steps_dir, cfg->vars, &set, err))
+    if (!integrity_check(cfg, &integrity, err) ||
+        !stepset_load(cfg->steps_dir, cfg->vars, &set, err))
         return err->exit_code;
     log_info("step set \"%s\" is valid: %zu steps", cfg->steps_dir, stepset_count(set));
     report_summary(rep, "step set is valid: %zu steps", stepset_count(set));
@@ -142,9 +148,9 @@ int runner_status(const pgstep_config *cfg, bool json, report *rep, pgstep_error
     if (!runner_plan(&r, err))
         return runner_fail(&r, err);
     if (json)
-        status_print_json(r.p, stdout);
+        status_print_json(r.p, &r.integrity, stdout);
     else
-        status_print_text(r.p, stdout);
+        status_print_text(r.p, &r.integrity, stdout);
     report_summary(rep, "%zu steps, %zu to apply", stepset_count(r.set), plan_work(r.p));
     runner_end(&r);
     return PGSTEP_EXIT_OK;

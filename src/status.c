@@ -8,8 +8,9 @@ static const char *status_file(const plan_item *item)
     return item->step ? item->step->file_name : item->recorded->file_name;
 }
 
-void status_print_text(const plan *p, FILE *f)
+void status_print_text(const plan *p, const integrity_result *integrity, FILE *f)
 {
+    integrity_print_text(integrity, f);
     fprintf(f, "%-8s %-40s %-20s %s\n", "STATE", "STEP", "APPLIED AT", "CHECKSUM");
     for (size_t i = 0; i < plan_count(p); i++) {
         const plan_item *item = plan_get(p, i);
@@ -58,7 +59,7 @@ static void status_json_item(const plan_item *item, FILE *f)
             s && s->no_transaction ? "true" : "false", s && s->rerun_query ? "true" : "false");
 }
 
-void status_print_json(const plan *p, FILE *f)
+void status_print_json(const plan *p, const integrity_result *integrity, FILE *f)
 {
     fputs("{\"steps\":[", f);
     for (size_t i = 0; i < plan_count(p); i++) {
@@ -68,10 +69,12 @@ void status_print_json(const plan *p, FILE *f)
     }
     fprintf(f,
             "],\"summary\":{\"applied\":%zu,\"pending\":%zu,\"rerun\":%zu,\"changed\":%zu,"
-            "\"missing\":%zu}}\n",
+            "\"missing\":%zu},\"integrity\":",
             plan_count_state(p, PLAN_APPLIED), plan_count_state(p, PLAN_PENDING),
             plan_count_state(p, PLAN_RERUN), plan_count_state(p, PLAN_CHANGED),
             plan_count_state(p, PLAN_MISSING));
+    integrity_print_json(integrity, f);
+    fputs("}\n", f);
 }
 
 static const char *status_action(plan_state state)

@@ -275,20 +275,29 @@ static size_t crlf_to_lf(char *text, size_t len)
     return out;
 }
 
+bool stepfile_read_bytes(const char *dir, const char *real_dir, const char *name, char **data,
+                         size_t *len, stepfile_error *err)
+{
+    char *path = path_join(dir, name);
+
+    *data = NULL;
+    *len = 0;
+    if (!path)
+        return stepfile_fail(err, 0, NULL, "out of memory");
+    *data = read_file_capped(real_dir, path, len, err);
+    free(path);
+    return *data != NULL;
+}
+
 bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
                    size_t *len, stepfile_error *err)
 {
-    char *path = path_join(dir, name);
     char *buf = NULL;
     size_t size = 0;
 
     *text = NULL;
     *len = 0;
-    if (!path)
-        return stepfile_fail(err, 0, NULL, "out of memory");
-    buf = read_file_capped(real_dir, path, &size, err);
-    free(path);
-    if (!buf)
+    if (!stepfile_read_bytes(dir, real_dir, name, &buf, &size, err))
         return false;
     if (!check_text(buf, size, err)) {
         free(buf);

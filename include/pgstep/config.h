@@ -26,6 +26,8 @@ typedef struct pgstep_config {
     /* steps */
     char *steps_dir;
     char *history_schema;
+    bool require_manifest; /* a missing pgstep.sum is an error */
+    char **trusted_keys;   /* NULL-terminated public keys or key files; NULL: none */
     /* lock */
     char *lock_name;
     int lock_timeout; /* seconds */

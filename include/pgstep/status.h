@@ -4,13 +4,15 @@
 
 #include <stdio.h>
 
+#include "pgstep/integrity.h"
 #include "pgstep/plan.h"
 
-/* One line per step: state, file, applied at, checksum. */
-void status_print_text(const plan *p, FILE *f);
+/* How the step set was verified, then one line per step: state, file, applied at, checksum. */
+void status_print_text(const plan *p, const integrity_result *integrity, FILE *f);
 
-/* One JSON document: {"steps": [...], "summary": {...}} (shape documented in README). */
-void status_print_json(const plan *p, FILE *f);
+/* One JSON document: {"steps": [...], "summary": {...}, "integrity": {...}} (shape documented
+ * in README). */
+void status_print_json(const plan *p, const integrity_result *integrity, FILE *f);
 
 /* One line per step with what apply would do: apply, skip or re-apply, with checksums. */
 void status_print_plan(const plan *p, FILE *f);

@@ -23,6 +23,11 @@ typedef struct stepfile_error {
 bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
                    size_t *len, stepfile_error *err);
 
+/* Reads dir/name as stored, with the same link rule, file type check and size cap as
+ * stepfile_read, into a malloc'ed, NUL-terminated *data of *len bytes; no text checks. */
+bool stepfile_read_bytes(const char *dir, const char *real_dir, const char *name, char **data,
+                         size_t *len, stepfile_error *err);
+
 /* Offset of the first byte of text that is not valid UTF-8, or len if all of it is. */
 size_t stepfile_utf8_invalid_offset(const char *text, size_t len);
 

@@ -41,6 +41,10 @@ bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *e
 
 void stepset_free(stepset *set);
 
+/* The names of the files stepset_load reads in dir: every name ending in ".sql", valid or not,
+ * in strcmp order, as a malloc'ed array of malloc'ed strings. */
+bool stepset_list_files(const char *dir, char ***out, size_t *count, pgstep_error *err);
+
 size_t stepset_count(const stepset *set);
 const step *stepset_get(const stepset *set, size_t i);
 

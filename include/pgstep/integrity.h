@@ -1,0 +1,39 @@
+/* Step-set integrity before connecting: the directory against its manifest pgstep.sum, and the
+ * manifest against its minisign signature by one of steps.trusted_keys. */
+#ifndef PGSTEP_INTEGRITY_H
+#define PGSTEP_INTEGRITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "pgstep/config.h"
+#include "pgstep/error.h"
+#include "pgstep/signature.h"
+
+#define INTEGRITY_SIGNATURE_NAME "pgstep.sum.minisig"
+
+/* What was verified; all false/empty when the set has no manifest and none is required. */
+typedef struct integrity_result {
+    bool manifest; /* the directory matched pgstep.sum */
+    size_t files;  /* files pgstep.sum lists */
+    bool signed_;  /* pgstep.sum carries a valid signature by a trusted key */
+    char key_id[SIGKEY_ID_HEX_LEN + 1];
+    char trusted_comment[SIGNATURE_COMMENT_MAX + 1];
+} integrity_result;
+
+/* Checks cfg->steps_dir as the configuration asks (steps.require_manifest,
+ * steps.trusted_keys), logging each mismatching file. A mismatch, a missing or bad manifest or
+ * signature, or an untrusted key sets err with PGSTEP_EXIT_STEPSET; an unusable trusted key with
+ * PGSTEP_EXIT_CONFIG. */
+bool integrity_check(const pgstep_config *cfg, integrity_result *res, pgstep_error *err);
+
+/* One line for people: "verified by pgstep.sum (3 files), signed by key ..." or "not
+ * verified: no pgstep.sum". */
+void integrity_print_text(const integrity_result *res, FILE *f);
+
+/* The JSON object documented in README: {"manifest": ..., "files": ..., "signed": ...,
+ * "key_id": ..., "trusted_comment": ...}. */
+void integrity_print_json(const integrity_result *res, FILE *f);
+
+#endif /* PGSTEP_INTEGRITY_H */
