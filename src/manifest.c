@@ -44,7 +44,7 @@ static bool manifest_name_listable(const char *name, size_t len)
     return true;
 }
 
-bool manifest_format(char *const *names, const char (*hashes)[CHECKSUM_HEX_LEN + 1], size_t n,
+bool manifest_format(const char *const *names, const char (*hashes)[CHECKSUM_HEX_LEN + 1], size_t n,
                      char **text, size_t *len, size_t *bad)
 {
     size_t size = sizeof(MANIFEST_HEADER) + sizeof(MANIFEST_SUM_PREFIX) + CHECKSUM_HEX_LEN + 2;
@@ -287,7 +287,8 @@ bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err
             goto done;
         }
     }
-    if (!manifest_format(names, (const char(*)[CHECKSUM_HEX_LEN + 1]) hashes, n, text, len, &bad)) {
+    if (!manifest_format((const char *const *)names, (const char(*)[CHECKSUM_HEX_LEN + 1]) hashes,
+                         n, text, len, &bad)) {
         if (bad < n)
             error_set(err, PGSTEP_EXIT_STEPSET,
                       "file name \"%s\" cannot be listed in a manifest: it contains a control "

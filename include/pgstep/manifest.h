@@ -18,7 +18,7 @@ typedef struct manifest manifest;
 /* Writes the manifest text for n files (names in strcmp order, hashes as lowercase hex) into a
  * malloc'ed *text of *len bytes. A name that cannot be listed (a control character or a slash)
  * fails with *bad set to its index. */
-bool manifest_format(char *const *names, const char (*hashes)[CHECKSUM_HEX_LEN + 1], size_t n,
+bool manifest_format(const char *const *names, const char (*hashes)[CHECKSUM_HEX_LEN + 1], size_t n,
                      char **text, size_t *len, size_t *bad);
 
 /* Parses and checks manifest text (header, one line per file in strcmp order, the closing
