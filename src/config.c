@@ -64,7 +64,7 @@ static const config_key config_keys[] = {
     {"steps", "require_manifest", CONFIG_BOOL, "false", 0, 0,
      offsetof(pgstep_config, require_manifest), "a step set without pgstep.sum is an error"},
     {"steps", "trusted_keys", CONFIG_STRING_LIST, NULL, 0, 0, offsetof(pgstep_config, trusted_keys),
-     "minisign public keys (base64, or files: a value with a /); pgstep.sum must be signed by one"},
+     "minisign public keys, base64 or files (/path, ./path); pgstep.sum must be signed by one"},
     KEY_STR("lock", "name", "pgstep", lock_name, "name the advisory lock key is derived from"),
     KEY_INT("lock", "timeout", "60", 0, 86400, lock_timeout,
             "seconds to wait for the advisory lock"),

@@ -17,8 +17,8 @@
 
 #define INTEGRITY_KEYS_KEY "steps.trusted_keys"
 
-/* The trusted keys, decoded; a value with a slash is a public key file, any other the key's
- * base64 form. */
+/* The trusted keys, decoded. A value that starts with "/" or "." is a public key file; any other
+ * is the key's base64 form, which always starts with "RW" (base64 has slashes of its own). */
 static bool integrity_load_keys(const pgstep_config *cfg, sigkey_public **keys, size_t *n,
                                 pgstep_error *err)
 {
@@ -38,7 +38,7 @@ static bool integrity_load_keys(const pgstep_config *cfg, sigkey_public **keys, 
         char why[256];
         bool ok;
 
-        if (strchr(value, '/')) {
+        if (value[0] == '/' || value[0] == '.') {
             char *text;
             size_t len;
 
@@ -60,7 +60,8 @@ static bool integrity_load_keys(const pgstep_config *cfg, sigkey_public **keys, 
         } else if (!sigkey_public_decode(value, strlen(value), &(*keys)[i], why, sizeof(why))) {
             error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"%s\", element %zu: %s", where,
                       INTEGRITY_KEYS_KEY, i + 1, why);
-            error_hint(err, "Give the second line of a minisign .pub file, or a file path.");
+            error_hint(err, "Give the second line of a minisign .pub file, or the file's path "
+                            "(starting with / or .).");
             free(*keys);
             *keys = NULL;
             return false;
