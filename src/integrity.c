@@ -232,6 +232,8 @@ bool integrity_check(const pgstep_config *cfg, integrity_result *res, pgstep_err
         goto done;
     res->manifest = true;
     res->files = manifest_count(m);
+    res->list = m;
+    m = NULL;
     {
         log_field fields[] = {LOG_NUM("files", res->files), LOG_STR("key_id", res->key_id)};
 
@@ -251,6 +253,50 @@ done:
     if (!ok)
         memset(res, 0, sizeof(*res));
     return ok;
+}
+
+bool integrity_confirm(const integrity_result *res, const stepset *set, pgstep_error *err)
+{
+    const manifest *m = res->list;
+    const char *file = NULL;
+    const char *what = NULL;
+
+    if (!m)
+        return true;
+    for (size_t i = 0; i < stepset_count(set) && !file; i++) {
+        const step *s = stepset_get(set, i);
+        const char *hash = manifest_find(m, s->file_name);
+
+        if (!hash || strcmp(hash, s->file_checksum) != 0) {
+            file = s->file_name;
+            what = hash ? "changed" : "appeared";
+        }
+    }
+    /* A loaded set holds every .sql file, so a listed name that is not a step was removed. */
+    for (size_t j = 0; j < manifest_count(m) && !file; j++) {
+        bool found = false;
+
+        for (size_t i = 0; i < stepset_count(set) && !found; i++)
+            found = strcmp(stepset_get(set, i)->file_name, manifest_name(m, j)) == 0;
+        if (!found) {
+            file = manifest_name(m, j);
+            what = "disappeared";
+        }
+    }
+    if (!file)
+        return true;
+    error_set(err, PGSTEP_EXIT_STEPSET, "%s: file %s after it was checked against %s", file, what,
+              MANIFEST_FILE_NAME);
+    error_detail(err, "The step directory \"%s\" changed while pgstep read it.", stepset_dir(set));
+    error_hint(err, "Run pgstep again once the step set is complete.");
+    error_location(err, file, 0);
+    return false;
+}
+
+void integrity_release(integrity_result *res)
+{
+    manifest_free(res->list);
+    res->list = NULL;
 }
 
 void integrity_print_text(const integrity_result *res, FILE *f)

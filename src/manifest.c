@@ -230,6 +230,25 @@ const char *manifest_hash(const manifest *m, size_t i)
     return m->entries[i].hash;
 }
 
+const char *manifest_find(const manifest *m, const char *name)
+{
+    size_t lo = 0, hi = m->count;
+
+    /* The entries are in strcmp order: manifest_parse refuses any other. */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(name, m->entries[mid].name);
+
+        if (cmp == 0)
+            return m->entries[mid].hash;
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
 /* ---- The directory ---- */
 
 static void manifest_free_names(char **names, size_t n)

@@ -37,6 +37,7 @@ static void runner_end(run *r)
     conn_close(r->c);
     history_sql_free(&r->sql);
     stepset_free(r->set);
+    integrity_release(&r->integrity);
 }
 
 static int runner_fail(run *r, pgstep_error *err)
@@ -48,9 +49,9 @@ static int runner_fail(run *r, pgstep_error *err)
 /* Loads the step set, connects and plans; the common first half of apply and status. */
 static bool runner_plan(run *r, pgstep_error *err)
 {
-    if (!integrity_check(r->cfg, &r->integrity, err))
-        return false;
-    if (!stepset_load(r->cfg->steps_dir, r->cfg->vars, &r->set, err))
+    if (!integrity_check(r->cfg, &r->integrity, err) ||
+        !stepset_load(r->cfg->steps_dir, r->cfg->vars, &r->set, err) ||
+        !integrity_confirm(&r->integrity, r->set, err))
         return false;
     if (!history_sql_build(r->cfg->history_schema, &r->sql))
         return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
@@ -94,12 +95,17 @@ static bool runner_check_drift(const plan *p, bool allow_drift, pgstep_error *er
 
 int runner_verify(const pgstep_config *cfg, report *rep, pgstep_error *err)
 {
-    stepset *set;
+    stepset *set = NULL;
     integrity_result integrity;
+    bool ok = integrity_check(cfg, &integrity, err) &&
+              stepset_load(cfg->steps_dir, cfg->vars, &set, err) &&
+              integrity_confirm(&integrity, set, err);
 
-    if (!integrity_check(cfg, &integrity, err) ||
-        !stepset_load(cfg->steps_dir, cfg->vars, &set, err))
+    integrity_release(&integrity);
+    if (!ok) {
+        stepset_free(set);
         return err->exit_code;
+    }
     log_info("step set \"%s\" is valid: %zu steps", cfg->steps_dir, stepset_count(set));
     report_summary(rep, "step set is valid: %zu steps", stepset_count(set));
     stepset_free(set);

@@ -290,7 +290,7 @@ bool stepfile_read_bytes(const char *dir, const char *real_dir, const char *name
 }
 
 bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
-                   size_t *len, stepfile_error *err)
+                   size_t *len, char file_checksum[CHECKSUM_HEX_LEN + 1], stepfile_error *err)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -299,6 +299,8 @@ bool stepfile_read(const char *dir, const char *real_dir, const char *name, char
     *len = 0;
     if (!stepfile_read_bytes(dir, real_dir, name, &buf, &size, err))
         return false;
+    if (file_checksum)
+        checksum_bytes(buf, size, file_checksum);
     if (!check_text(buf, size, err)) {
         free(buf);
         return false;

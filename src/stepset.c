@@ -321,7 +321,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
     int before = ld->problems;
 
     memset(s, 0, sizeof(*s));
-    if (!stepfile_read(ld->dir, ld->real_dir, name, &text, &len, &ferr)) {
+    if (!stepfile_read(ld->dir, ld->real_dir, name, &text, &len, s->file_checksum, &ferr)) {
         stepset_problem(ld, name, ferr.line, ferr.hint, "%s", ferr.message);
         return false;
     }

@@ -9,7 +9,9 @@
 
 #include "pgstep/config.h"
 #include "pgstep/error.h"
+#include "pgstep/manifest.h"
 #include "pgstep/signature.h"
+#include "pgstep/stepset.h"
 
 #define INTEGRITY_SIGNATURE_NAME "pgstep.sum.minisig"
 
@@ -20,6 +22,7 @@ typedef struct integrity_result {
     bool signed_;  /* pgstep.sum carries a valid signature by a trusted key */
     char key_id[SIGKEY_ID_HEX_LEN + 1];
     char trusted_comment[SIGNATURE_COMMENT_MAX + 1];
+    manifest *list; /* the verified manifest, for integrity_confirm; NULL without one */
 } integrity_result;
 
 /* Checks cfg->steps_dir as the configuration asks (steps.require_manifest,
@@ -27,6 +30,15 @@ typedef struct integrity_result {
  * signature, or an untrusted key sets err with PGSTEP_EXIT_STEPSET; an unusable trusted key with
  * PGSTEP_EXIT_CONFIG. */
 bool integrity_check(const pgstep_config *cfg, integrity_result *res, pgstep_error *err);
+
+/* Confirms that the step set as loaded is the one the manifest vouched for: every step's file
+ * bytes (step.file_checksum) as listed, and every listed file among the steps, so that a file
+ * replaced between the check and the load (a ConfigMap updated meanwhile) is refused too. True
+ * at once when res holds no manifest. Sets err with PGSTEP_EXIT_STEPSET otherwise. */
+bool integrity_confirm(const integrity_result *res, const stepset *set, pgstep_error *err);
+
+/* Releases what integrity_check kept in res; res may be all zeros. */
+void integrity_release(integrity_result *res);
 
 /* One line for people: "verified by pgstep.sum (3 files), signed by key ..." or "not
  * verified: no pgstep.sum". */

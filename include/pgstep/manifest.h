@@ -33,6 +33,9 @@ size_t manifest_count(const manifest *m);
 const char *manifest_name(const manifest *m, size_t i);
 const char *manifest_hash(const manifest *m, size_t i);
 
+/* The hash listed for name, or NULL if name is not listed. */
+const char *manifest_find(const manifest *m, const char *name);
+
 /* Reads every file of the step set in dir (stepset_list_files) and writes the manifest text for
  * it into a malloc'ed *text of *len bytes. Problems set err with PGSTEP_EXIT_STEPSET. */
 bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err);

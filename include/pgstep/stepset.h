@@ -25,7 +25,8 @@ typedef struct step {
     char *sql;         /* the SQL that is sent: LF line ends, variables substituted */
     size_t sql_len;
     char checksum[CHECKSUM_HEX_LEN + 1];
-    bool no_transaction;         /* -- pgstep: no-transaction */
+    char file_checksum[CHECKSUM_HEX_LEN + 1]; /* of the file's bytes as read, for pgstep.sum */
+    bool no_transaction;                      /* -- pgstep: no-transaction */
     char *rerun_query;           /* -- pgstep: rerun-when <query>, substituted; NULL if none */
     lexer_statement *statements; /* statements of sql, in order; lines are lines of the file */
     size_t nstatements;
