@@ -29,6 +29,10 @@ static bool integrity_load_keys(const pgstep_config *cfg, sigkey_public **keys, 
     *n = 0;
     while (cfg->trusted_keys && cfg->trusted_keys[count])
         count++;
+    /* An empty list would read as "signatures required" and check nothing. */
+    if (cfg->trusted_keys && count == 0)
+        return error_set(err, PGSTEP_EXIT_CONFIG, "%s: key \"%s\": the list is empty", where,
+                         INTEGRITY_KEYS_KEY);
     if (count == 0)
         return true;
     if (!(*keys = calloc(count, sizeof(sigkey_public))))

@@ -187,6 +187,9 @@ t_ok "every tampering is refused before connecting"
 printf 'steps: { trusted_keys = [ "RWQnotakey" ]; };\n' >"$T_DIR/badkey.conf"
 t_run 78 -c "$T_DIR/badkey.conf" -d "$T_DIR/set" verify
 t_stderr_has "key \"steps.trusted_keys\", element 1: not a minisign public key"
+printf 'steps: { trusted_keys = [ ]; };\n' >"$T_DIR/nokeys.conf"
+t_run 78 -c "$T_DIR/nokeys.conf" -d "$T_DIR/set" verify
+t_stderr_has "key \"steps.trusted_keys\": the list is empty"
 printf 'steps: { trusted_keys = [ "%s" ]; };\n' "$keys/absent.pub" >"$T_DIR/absentkey.conf"
 t_run 78 -c "$T_DIR/absentkey.conf" -d "$T_DIR/set" verify
 t_stderr_has "could not open public key file \".*absent.pub\""
