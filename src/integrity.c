@@ -13,7 +13,6 @@
 #include "pgstep/keyfile.h"
 #include "pgstep/log.h"
 #include "pgstep/manifest.h"
-#include "pgstep/stepfile.h"
 
 #define INTEGRITY_KEYS_KEY "steps.trusted_keys"
 
@@ -94,27 +93,6 @@ static bool integrity_exists(const char *dir, const char *name, bool *exists, pg
                      error_errno_text(errno, errbuf, sizeof(errbuf)));
 }
 
-/* Reads a file of the step directory with the step files' rules (links must stay inside). */
-static bool integrity_read(const char *dir, const char *name, char **data, size_t *len,
-                           pgstep_error *err)
-{
-    char errbuf[128];
-    char *real_dir = realpath(dir, NULL);
-    stepfile_error ferr;
-    bool ok;
-
-    if (!real_dir)
-        return error_set(err, PGSTEP_EXIT_STEPSET, "could not open step directory \"%s\": %s", dir,
-                         error_errno_text(errno, errbuf, sizeof(errbuf)));
-    ok = stepfile_read_bytes(dir, real_dir, name, data, len, &ferr);
-    free(real_dir);
-    if (!ok) {
-        error_set(err, PGSTEP_EXIT_STEPSET, "%s: %s", name, ferr.message);
-        error_location(err, name, 0);
-    }
-    return ok;
-}
-
 /* The signature of the manifest text by one of keys. */
 static bool integrity_check_signature(const char *dir, const sigkey_public *keys, size_t nkeys,
                                       const char *manifest_text, size_t manifest_len,
@@ -141,7 +119,7 @@ static bool integrity_check_signature(const char *dir, const sigkey_public *keys
                    MANIFEST_FILE_NAME);
         goto done;
     }
-    if (!integrity_read(dir, INTEGRITY_SIGNATURE_NAME, &text, &len, err))
+    if (!manifest_read_file(dir, INTEGRITY_SIGNATURE_NAME, &text, &len, err))
         goto done;
     if (!signature_parse(text, len, sig, why, sizeof(why))) {
         error_set(err, PGSTEP_EXIT_STEPSET, "signature \"%s\" is malformed: %s",
@@ -222,7 +200,7 @@ bool integrity_check(const pgstep_config *cfg, integrity_result *res, pgstep_err
         ok = true;
         goto done;
     }
-    if (!integrity_read(dir, MANIFEST_FILE_NAME, &text, &len, err))
+    if (!manifest_read_file(dir, MANIFEST_FILE_NAME, &text, &len, err))
         goto done;
     if (nkeys > 0 && !integrity_check_signature(dir, keys, nkeys, text, len, res, err))
         goto done;

@@ -283,6 +283,24 @@ static char *manifest_real_dir(const char *dir, pgstep_error *err)
     return real_dir;
 }
 
+bool manifest_read_file(const char *dir, const char *name, char **data, size_t *len,
+                        pgstep_error *err)
+{
+    char *real_dir = manifest_real_dir(dir, err);
+    stepfile_error ferr;
+    bool ok;
+
+    if (!real_dir)
+        return false;
+    ok = stepfile_read_bytes(dir, real_dir, name, data, len, &ferr);
+    free(real_dir);
+    if (!ok) {
+        error_set(err, PGSTEP_EXIT_STEPSET, "%s: %s", name, ferr.message);
+        error_location(err, name, 0);
+    }
+    return ok;
+}
+
 bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err)
 {
     char **names = NULL;

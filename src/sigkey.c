@@ -52,8 +52,7 @@ void sigkey_id_hex(const unsigned char id[SIGKEY_ID_BYTES], char out[SIGKEY_ID_H
         snprintf(out + 2 * i, 3, "%02X", id[SIGKEY_ID_BYTES - 1 - i]);
 }
 
-/* Decodes exactly want bytes of strict base64 from b64[0..len) into out. */
-static bool sigkey_base64(const char *b64, size_t len, unsigned char *out, size_t want)
+bool sigkey_base64(const char *b64, size_t len, unsigned char *out, size_t want)
 {
     size_t got = 0;
     const char *end = NULL;

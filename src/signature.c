@@ -37,17 +37,6 @@ static const char *signature_line(const char *text, size_t len, size_t *pos, siz
     return s;
 }
 
-static bool signature_base64(const char *b64, size_t len, unsigned char *out, size_t want)
-{
-    size_t got = 0;
-    const char *end = NULL;
-
-    if (sodium_base642bin(out, want, b64, len, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) !=
-        0)
-        return false;
-    return got == want && end == b64 + len;
-}
-
 bool signature_parse(const char *text, size_t len, signature *out, char *why, size_t whylen)
 {
     unsigned char raw[SIGNATURE_RAW_SIZE];
@@ -60,7 +49,7 @@ bool signature_parse(const char *text, size_t len, signature *out, char *why, si
         memcmp(line, SIGNATURE_UNTRUSTED, strlen(SIGNATURE_UNTRUSTED)) != 0)
         return signature_fail(why, whylen, "line 1 is not an \"untrusted comment:\" line");
     line = signature_line(text, len, &pos, &llen);
-    if (!line || !signature_base64(line, llen, raw, sizeof(raw)))
+    if (!line || !sigkey_base64(line, llen, raw, sizeof(raw)))
         return signature_fail(why, whylen, "line 2 is not a base64 minisign signature");
     if (memcmp(raw, SIGNATURE_ALG_PREHASHED, 2) == 0)
         out->prehashed = true;
@@ -79,7 +68,7 @@ bool signature_parse(const char *text, size_t len, signature *out, char *why, si
     if (memchr(out->trusted_comment, '\0', llen - tlen))
         return signature_fail(why, whylen, "the trusted comment contains a NUL byte");
     line = signature_line(text, len, &pos, &llen);
-    if (!line || !signature_base64(line, llen, out->global_sig, crypto_sign_BYTES))
+    if (!line || !sigkey_base64(line, llen, out->global_sig, crypto_sign_BYTES))
         return signature_fail(why, whylen, "line 4 is not a base64 global signature");
     /* White space only after the four lines. */
     for (; pos < len; pos++) {

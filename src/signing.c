@@ -3,7 +3,6 @@
  * decrypted keys stay in guarded memory and are wiped. */
 #include "pgstep/signing.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include "pgstep/secret.h"
 #include "pgstep/signature.h"
 #include "pgstep/sigkey.h"
-#include "pgstep/stepfile.h"
 
 #define SIGNING_DEFAULT_PUBLIC "pgstep.pub"
 #define SIGNING_DEFAULT_SECRET "pgstep.key"
@@ -161,13 +159,11 @@ int signing_sign(const pgstep_config *cfg, const cli_options *opts, report *rep,
     const char *dir = cfg->steps_dir;
     char sigpath[4096];
     char comment[SIGNATURE_COMMENT_MAX + 1];
-    char *real_dir = NULL;
     char *text = NULL;
     char *sig_text = NULL;
     size_t len = 0;
     manifest *m = NULL;
     sigkey_secret *sec = NULL;
-    stepfile_error ferr;
     char why[256];
     char id[SIGKEY_ID_HEX_LEN + 1];
     int line = 0;
@@ -181,13 +177,7 @@ int signing_sign(const pgstep_config *cfg, const cli_options *opts, report *rep,
         snprintf(comment, sizeof(comment), "timestamp:%lld\tfile:%s\thashed", (long long)time(NULL),
                  MANIFEST_FILE_NAME);
     /* A manifest that does not match its directory would be signed in vain. */
-    if (!(real_dir = realpath(dir, NULL))) {
-        error_set(err, PGSTEP_EXIT_STEPSET, "could not open step directory \"%s\": %s", dir,
-                  strerror(errno));
-        goto done;
-    }
-    if (!stepfile_read_bytes(dir, real_dir, MANIFEST_FILE_NAME, &text, &len, &ferr)) {
-        error_set(err, PGSTEP_EXIT_STEPSET, "%s: %s", MANIFEST_FILE_NAME, ferr.message);
+    if (!manifest_read_file(dir, MANIFEST_FILE_NAME, &text, &len, err)) {
         error_hint(err, "Write it with \"pgstep manifest\" first.");
         goto done;
     }
@@ -223,6 +213,5 @@ done:
     manifest_free(m);
     free(sig_text);
     free(text);
-    free(real_dir);
     return code == PGSTEP_EXIT_OK ? code : err->exit_code;
 }

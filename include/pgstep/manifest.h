@@ -36,6 +36,12 @@ const char *manifest_hash(const manifest *m, size_t i);
 /* The hash listed for name, or NULL if name is not listed. */
 const char *manifest_find(const manifest *m, const char *name);
 
+/* Reads dir/name (pgstep.sum, its signature) as stored, with the step files' rules for links
+ * and size, into a malloc'ed *data of *len bytes. Errors set err with PGSTEP_EXIT_STEPSET,
+ * naming the file. */
+bool manifest_read_file(const char *dir, const char *name, char **data, size_t *len,
+                        pgstep_error *err);
+
 /* Reads every file of the step set in dir (stepset_list_files) and writes the manifest text for
  * it into a malloc'ed *text of *len bytes. Problems set err with PGSTEP_EXIT_STEPSET. */
 bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err);

@@ -23,6 +23,10 @@ typedef struct sigkey_secret {
     unsigned char sk[crypto_sign_SECRETKEYBYTES];
 } sigkey_secret;
 
+/* Decodes exactly want bytes of standard, padded base64 (all of b64[0..len), nothing else) into
+ * out: the encoding of every binary line in minisign's files. */
+bool sigkey_base64(const char *b64, size_t len, unsigned char *out, size_t want);
+
 /* The key id as minisign shows it: 16 uppercase hex digits. */
 void sigkey_id_hex(const unsigned char id[SIGKEY_ID_BYTES], char out[SIGKEY_ID_HEX_LEN + 1]);
 
