@@ -201,6 +201,7 @@ static void sigkey_checksum(const unsigned char *raw, unsigned char out[crypto_g
     crypto_generichash_update(&st, (const unsigned char *)SIGKEY_ALG, 2);
     crypto_generichash_update(&st, raw + SK_ID, SIGKEY_ID_BYTES + crypto_sign_SECRETKEYBYTES);
     crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+    sodium_memzero(&st, sizeof(st)); /* it has absorbed the secret key */
 }
 
 /* XORs the key id, secret key and checksum in raw with scrypt(password); false if scrypt
