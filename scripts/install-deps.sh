@@ -8,7 +8,7 @@ packages=(
     libpq-dev libconfig-dev libsodium-dev libcmocka-dev
     postgresql-15 postgresql-client-15
     pgbouncer valgrind python3 python3-yaml file clang-format shellcheck nftables
-    yamllint docker-compose
+    yamllint docker-compose minisign
     podman runc debootstrap
 )
 

@@ -47,6 +47,15 @@ void checksum_sql(const char *sql, size_t len, char out[CHECKSUM_HEX_LEN + 1])
     checksum_end(&state, out);
 }
 
+void checksum_bytes(const void *data, size_t len, char out[CHECKSUM_HEX_LEN + 1])
+{
+    crypto_generichash_state state;
+
+    checksum_begin(&state);
+    crypto_generichash_update(&state, data, len);
+    checksum_end(&state, out);
+}
+
 void checksum_with_fact(const char *step_hex, const char *fact, char out[CHECKSUM_HEX_LEN + 1])
 {
     crypto_generichash_state state;

@@ -18,6 +18,11 @@ enum cli_long_only {
     OPT_DRY_RUN,
     OPT_ALLOW_DRIFT,
     OPT_JSON,
+    OPT_PUBLIC_KEY,
+    OPT_SECRET_KEY,
+    OPT_PASSWORD_FILE,
+    OPT_UNENCRYPTED,
+    OPT_TRUSTED_COMMENT,
 };
 
 static const struct option cli_long_options[] = {
@@ -31,6 +36,11 @@ static const struct option cli_long_options[] = {
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"allow-drift", no_argument, NULL, OPT_ALLOW_DRIFT},
     {"json", no_argument, NULL, OPT_JSON},
+    {"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
+    {"secret-key", required_argument, NULL, OPT_SECRET_KEY},
+    {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"unencrypted", no_argument, NULL, OPT_UNENCRYPTED},
+    {"trusted-comment", required_argument, NULL, OPT_TRUSTED_COMMENT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -40,10 +50,8 @@ static const struct {
     const char *name;
     cli_command command;
 } cli_commands[] = {
-    {"apply", CLI_APPLY},
-    {"status", CLI_STATUS},
-    {"wait", CLI_WAIT},
-    {"verify", CLI_VERIFY},
+    {"apply", CLI_APPLY},       {"status", CLI_STATUS}, {"wait", CLI_WAIT}, {"verify", CLI_VERIFY},
+    {"manifest", CLI_MANIFEST}, {"keygen", CLI_KEYGEN}, {"sign", CLI_SIGN},
 };
 
 void cli_print_usage(void)
@@ -59,6 +67,9 @@ void cli_print_usage(void)
            "  status    show every step and whether it is applied, pending or changed\n"
            "  wait      wait until the primary accepts writes, then exit\n"
            "  verify    check the step set without connecting\n"
+           "  manifest  write pgstep.sum, the list of step files and their checksums\n"
+           "  keygen    write a minisign key pair for signing step sets\n"
+           "  sign      sign pgstep.sum, writing pgstep.sum.minisig\n"
            "\n"
            "Options:\n"
            "  -c, --config=FILE        configuration file (default %s, $PGSTEP_CONFIG)\n"
@@ -72,14 +83,22 @@ void cli_print_usage(void)
            "      --allow-drift        apply: warn about changed or missing applied steps\n"
            "                           instead of failing\n"
            "      --json               status: print one JSON document\n"
+           "      --public-key=FILE    keygen: public key file (default pgstep.pub)\n"
+           "      --secret-key=FILE    keygen, sign: secret key file (default pgstep.key)\n"
+           "      --password-file=FILE keygen, sign: read the key's password from FILE\n"
+           "                           instead of the terminal\n"
+           "      --unencrypted        keygen: do not encrypt the secret key (for CI)\n"
+           "      --trusted-comment=TEXT\n"
+           "                           sign: the signed comment (default: a timestamp)\n"
            "  -h, --help               show this help, then exit\n"
            "  -V, --version            show the version, then exit\n"
            "\n"
            "The libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE, ...) applies.\n"
            "\n"
            "Exit codes: 0 success, 1 a step failed, 64 usage error, 65 invalid step set,\n"
-           "69 primary not ready, 71 out of memory, 74 output not written,\n"
-           "75 temporary failure, 78 configuration error, 130/143 interrupted.\n"
+           "69 primary not ready, 71 out of memory, 73 could not write a file,\n"
+           "74 output not written, 75 temporary failure, 78 configuration error,\n"
+           "130/143 interrupted.\n"
            "\n"
            "Configuration keys:\n",
            CONFIG_DEFAULT_PATH);
@@ -133,7 +152,7 @@ static bool cli_set_command(const char *word, cli_options *opts, pgstep_error *e
     }
     error_set(err, PGSTEP_EXIT_USAGE, "unknown command \"%s\"",
               cli_shown(word, shown, sizeof(shown)));
-    error_hint(err, "Commands are apply, status, wait and verify.");
+    error_hint(err, "Commands are apply, status, wait, verify, manifest, keygen and sign.");
     return false;
 }
 
@@ -146,6 +165,21 @@ static bool cli_check_flags(const cli_options *opts, pgstep_error *err)
         return error_set(err, PGSTEP_EXIT_USAGE, "option --allow-drift is only valid with apply");
     if (opts->json && opts->command != CLI_STATUS)
         return error_set(err, PGSTEP_EXIT_USAGE, "option --json is only valid with status");
+    if (opts->public_key && opts->command != CLI_KEYGEN)
+        return error_set(err, PGSTEP_EXIT_USAGE, "option --public-key is only valid with keygen");
+    if (opts->unencrypted && opts->command != CLI_KEYGEN)
+        return error_set(err, PGSTEP_EXIT_USAGE, "option --unencrypted is only valid with keygen");
+    if ((opts->secret_key || opts->password_file) && opts->command != CLI_KEYGEN &&
+        opts->command != CLI_SIGN)
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "options --secret-key and --password-file are only valid with keygen "
+                         "and sign");
+    if (opts->trusted_comment && opts->command != CLI_SIGN)
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "option --trusted-comment is only valid with sign");
+    if (opts->unencrypted && opts->password_file)
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "options --unencrypted and --password-file cannot be used together");
     if (opts->log_format && strcmp(opts->log_format, "text") != 0 &&
         strcmp(opts->log_format, "json") != 0)
         return error_set(err, PGSTEP_EXIT_USAGE,
@@ -259,6 +293,21 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
             break;
         case OPT_JSON:
             opts->json = true;
+            break;
+        case OPT_PUBLIC_KEY:
+            opts->public_key = optarg;
+            break;
+        case OPT_SECRET_KEY:
+            opts->secret_key = optarg;
+            break;
+        case OPT_PASSWORD_FILE:
+            opts->password_file = optarg;
+            break;
+        case OPT_UNENCRYPTED:
+            opts->unencrypted = true;
+            break;
+        case OPT_TRUSTED_COMMENT:
+            opts->trusted_comment = optarg;
             break;
         case 'h':
             opts->command = CLI_HELP;

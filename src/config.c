@@ -22,7 +22,8 @@ typedef enum config_type {
     CONFIG_INT,
     CONFIG_LOG_FORMAT,
     CONFIG_LOG_LEVEL,
-    CONFIG_DATABASES, /* a list of database names */
+    CONFIG_BOOL,
+    CONFIG_STRING_LIST, /* a list or array of strings, or one string */
 } config_type;
 
 typedef struct config_key {
@@ -63,8 +64,12 @@ static const config_key config_keys[] = {
             "seconds an authentication failure is retried after the server first answers"),
     KEY_STR("steps", "directory", "/usr/share/pgstep/steps", steps_dir, "steps directory"),
     KEY_STR("steps", "schema", "pgstep", history_schema, "schema of the history table"),
-    {"steps", "databases", CONFIG_DATABASES, NULL, 0, 0, offsetof(pgstep_config, databases),
+    {"steps", "databases", CONFIG_STRING_LIST, NULL, 0, 0, offsetof(pgstep_config, databases),
      "databases to apply, in order, each from its subdirectory of steps.directory"},
+    {"steps", "require_manifest", CONFIG_BOOL, "false", 0, 0,
+     offsetof(pgstep_config, require_manifest), "a step set without pgstep.sum is an error"},
+    {"steps", "trusted_keys", CONFIG_STRING_LIST, NULL, 0, 0, offsetof(pgstep_config, trusted_keys),
+     "minisign public keys, base64 or files (/path, ./path); pgstep.sum must be signed by one"},
     KEY_STR("lock", "name", "pgstep", lock_name, "name the advisory lock key is derived from"),
     KEY_INT("lock", "timeout", "60", 0, 86400, lock_timeout,
             "seconds to wait for the advisory lock"),
@@ -98,8 +103,8 @@ void config_print_keys(void)
         }
         if (k->type == CONFIG_INT)
             snprintf(range, sizeof(range), " (%d..%d)", k->min, k->max);
-        else if (k->type == CONFIG_DATABASES)
-            snprintf(range, sizeof(range), " (e.g. [\"postgres\", \"app\"])");
+        else if (k->type == CONFIG_STRING_LIST)
+            snprintf(range, sizeof(range), " (a list of strings)");
         printf("    %-18s %s [default: %s]%s\n", k->name, k->description,
                k->default_value ? (*k->default_value ? k->default_value : "\"\"") : "none", range);
     }
@@ -149,9 +154,53 @@ static bool config_store_text(pgstep_config *cfg, const config_key *k, const cha
             return error_set(err, PGSTEP_EXIT_CONFIG,
                              "expected debug, info, warn or error, got \"%s\"", value);
         return true;
-    case CONFIG_DATABASES:
-        break;
+    case CONFIG_BOOL:
+        *(bool *)((char *)cfg + k->offset) = strcmp(value, "true") == 0;
+        return true;
+    case CONFIG_STRING_LIST:
+        return true; /* no default but none */
     }
+    return true;
+}
+
+static void config_free_list(char **list)
+{
+    for (char **p = list; p && *p; p++)
+        free(*p);
+    free(list);
+}
+
+/* A list or array of non-empty strings, or a single string, into a NULL-terminated copy. */
+static bool config_read_string_list(pgstep_config *cfg, const config_key *k, config_setting_t *s,
+                                    pgstep_error *err)
+{
+    char ***field = (char ***)((char *)cfg + k->offset);
+    bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+    int n = single ? 1 : config_setting_length(s);
+    char **list;
+
+    if (!single && config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+        config_setting_type(s) != CONFIG_TYPE_LIST)
+        return error_set(err, PGSTEP_EXIT_CONFIG, "expected a string or a list of strings");
+    if (!(list = calloc((size_t)n + 1, sizeof(char *))))
+        return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned)i);
+        const char *v =
+            config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+
+        if (!v || !*v) {
+            config_free_list(list);
+            return error_set(err, PGSTEP_EXIT_CONFIG, "element %d: expected a non-empty string",
+                             i + 1);
+        }
+        if (!(list[i] = strdup(v))) {
+            config_free_list(list);
+            return error_set(err, PGSTEP_EXIT_CONFIG, "out of memory");
+        }
+    }
+    config_free_list(*field);
+    *field = list;
     return true;
 }
 
@@ -204,32 +253,19 @@ static bool config_database_name_ok(const char *name)
            strcmp(name, "..") != 0;
 }
 
-static bool config_read_databases(config_databases *dbs, config_setting_t *s, pgstep_error *err)
+/* steps.databases: names that are also subdirectory names, each once. */
+static bool config_check_databases(char *const *names, pgstep_error *err)
 {
-    int type = config_setting_type(s);
-    int n = config_setting_length(s);
-
-    if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) || n < 1)
-        return error_set(err, PGSTEP_EXIT_CONFIG,
-                         "expected a non-empty list of database names, e.g. [\"postgres\", "
-                         "\"app\"]");
-    config_databases_free(dbs);
-    if (!(dbs->names = calloc((size_t)n, sizeof(char *))))
-        return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++) {
-        const char *name = config_setting_get_string_elem(s, i);
-
-        if (!name || !config_database_name_ok(name))
+    for (size_t i = 0; names && names[i]; i++) {
+        if (!config_database_name_ok(names[i]))
             return error_set(err, PGSTEP_EXIT_CONFIG,
-                             "element %d: expected a database name of 1 to 63 bytes without \"/\"",
+                             "element %zu: expected a database name of 1 to 63 bytes without \"/\"",
                              i + 1);
-        for (size_t j = 0; j < dbs->count; j++) {
-            if (strcmp(dbs->names[j], name) == 0)
-                return error_set(err, PGSTEP_EXIT_CONFIG, "database \"%s\" is listed twice", name);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(names[j], names[i]) == 0)
+                return error_set(err, PGSTEP_EXIT_CONFIG, "database \"%s\" is listed twice",
+                                 names[i]);
         }
-        if (!(dbs->names[dbs->count] = strdup(name)))
-            return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
-        dbs->count++;
     }
     return true;
 }
@@ -239,8 +275,6 @@ static bool config_read_setting(pgstep_config *cfg, const config_scan *scan, con
 {
     int type = config_setting_type(s);
 
-    if (k->type == CONFIG_DATABASES)
-        return config_read_databases(&cfg->databases, s, err);
     if (k->type == CONFIG_INT) {
         const char *wide;
         long long value;
@@ -260,6 +294,16 @@ static bool config_read_setting(pgstep_config *cfg, const config_scan *scan, con
         *config_int_field(cfg, k) = (int)value;
         return true;
     }
+    if (k->type == CONFIG_BOOL) {
+        if (type != CONFIG_TYPE_BOOL)
+            return error_set(err, PGSTEP_EXIT_CONFIG, "expected true or false");
+        *(bool *)((char *)cfg + k->offset) = config_setting_get_bool(s) != 0;
+        return true;
+    }
+    if (k->type == CONFIG_STRING_LIST)
+        return config_read_string_list(cfg, k, s, err) &&
+               (k->offset != offsetof(pgstep_config, databases) ||
+                config_check_databases(cfg->databases, err));
     if (type != CONFIG_TYPE_STRING)
         return error_set(err, PGSTEP_EXIT_CONFIG, "expected a string");
     return config_store_text(cfg, k, config_setting_get_string(s), err);
@@ -473,18 +517,10 @@ void config_free(pgstep_config *cfg)
         if (config_keys[i].type == CONFIG_STRING)
             free(*config_str_field(cfg, &config_keys[i]));
     }
-    config_databases_free(&cfg->databases);
+    config_free_list(cfg->databases);
+    config_free_list(cfg->trusted_keys);
     free(cfg->source_path);
     free(cfg->conninfo_source);
     vars_free(cfg->vars);
     free(cfg);
-}
-
-void config_databases_free(config_databases *dbs)
-{
-    for (size_t i = 0; i < dbs->count; i++)
-        free(dbs->names[i]);
-    free(dbs->names);
-    dbs->names = NULL;
-    dbs->count = 0;
 }

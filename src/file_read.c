@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "pgstep/error.h"
@@ -45,6 +46,12 @@ file_read_status file_read_fd(int fd, size_t max, const file_read_memory *mem, c
     if (fstat(fd, &st) != 0) {
         *errnum = errno;
         status = FILE_READ_ERRNO;
+        goto done;
+    }
+    /* The null device reads as empty without blocking: "-c /dev/null" means no settings. */
+    if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) {
+        if (!(buf = file_read_grow(mem, NULL, 0, 1)))
+            status = FILE_READ_NOMEM;
         goto done;
     }
     if (!S_ISREG(st.st_mode)) {

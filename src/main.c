@@ -15,6 +15,7 @@
 #include "pgstep/primary.h"
 #include "pgstep/report.h"
 #include "pgstep/runner.h"
+#include "pgstep/signing.h"
 
 static int run_wait(const pgstep_config *cfg, report *rep, pgstep_error *err)
 {
@@ -40,6 +41,12 @@ static int run_command(const cli_options *opts, const pgstep_config *cfg, report
         return runner_apply(cfg, opts->dry_run, opts->allow_drift, rep, err);
     case CLI_STATUS:
         return runner_status(cfg, opts->json, rep, err);
+    case CLI_MANIFEST:
+        return signing_manifest(cfg, rep, err);
+    case CLI_KEYGEN:
+        return signing_keygen(opts, rep, err);
+    case CLI_SIGN:
+        return signing_sign(cfg, opts, rep, err);
     default:
         return PGSTEP_EXIT_USAGE;
     }

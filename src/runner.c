@@ -13,6 +13,7 @@
 #include "pgstep/database.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/history.h"
+#include "pgstep/integrity.h"
 #include "pgstep/log.h"
 #include "pgstep/plan.h"
 #include "pgstep/primary.h"
@@ -33,6 +34,7 @@ typedef struct target {
 /* Everything a command holds; runner_end releases it. */
 typedef struct run {
     const pgstep_config *cfg;
+    integrity_result integrity; /* what pgstep.sum and its signature said of the step set */
     history_sql *sql;
     target *targets;
     size_t ntargets;
@@ -56,6 +58,7 @@ static void runner_end(run *r)
     free(r->targets);
     conn_close(r->c);
     history_sql_free(r->sql);
+    integrity_release(&r->integrity);
 }
 
 static int runner_fail(run *r, pgstep_error *err)
@@ -66,7 +69,7 @@ static int runner_fail(run *r, pgstep_error *err)
 
 static bool runner_multi(const run *r)
 {
-    return r->cfg->databases.count > 0;
+    return r->cfg->databases != NULL;
 }
 
 /* With steps.databases, step files beside the subdirectories would be silently left out. */
@@ -94,22 +97,28 @@ static bool runner_check_top_level(const char *dir, pgstep_error *err)
     return ok;
 }
 
-/* The databases and their step sets, loaded and checked before anything connects. */
+/* The databases and their step sets, checked against the manifest, loaded and checked before
+ * anything connects. */
 static bool runner_load(run *r, pgstep_error *err)
 {
-    const config_databases *dbs = &r->cfg->databases;
+    char *const *dbs = r->cfg->databases;
+    size_t count = 0;
 
     r->start_ms = backoff_now_ms();
-    r->ntargets = dbs->count ? dbs->count : 1;
+    if (!integrity_check(r->cfg, &r->integrity, err))
+        return false;
+    while (dbs && dbs[count])
+        count++;
+    r->ntargets = count ? count : 1;
     if (!(r->targets = calloc(r->ntargets, sizeof(target))))
         return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
-    if (dbs->count && !runner_check_top_level(r->cfg->steps_dir, err))
+    if (count && !runner_check_top_level(r->cfg->steps_dir, err))
         return false;
     for (size_t i = 0; i < r->ntargets; i++) {
         target *t = &r->targets[i];
-        size_t len = strlen(r->cfg->steps_dir) + (dbs->count ? strlen(dbs->names[i]) : 0) + 2;
+        size_t len = strlen(r->cfg->steps_dir) + (count ? strlen(dbs[i]) : 0) + 2;
 
-        t->dbname = dbs->count ? dbs->names[i] : NULL;
+        t->dbname = count ? dbs[i] : NULL;
         if (!(t->dir = malloc(len)))
             return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
         snprintf(t->dir, len, "%s%s%s", r->cfg->steps_dir, t->dbname ? "/" : "",
@@ -124,6 +133,9 @@ static bool runner_load(run *r, pgstep_error *err)
             !error_is_set(err))
             *err = one;
     }
+    /* What was loaded must be the bytes the manifest vouched for. */
+    for (size_t i = 0; i < r->ntargets && !error_is_set(err); i++)
+        integrity_confirm(&r->integrity, r->targets[i].set, err);
     return !error_is_set(err);
 }
 
@@ -154,7 +166,7 @@ static bool runner_connect(run *r, size_t i, pgstep_error *err)
         return false;
     if (!first || r->ntargets < 2)
         return true;
-    return database_wait(r->c, r->cfg->databases.names + 1, r->ntargets - 1,
+    return database_wait(r->c, r->cfg->databases + 1, r->ntargets - 1,
                          r->cfg->wait_timeout ? r->start_ms + 1000LL * r->cfg->wait_timeout : 0,
                          err);
 }
@@ -380,9 +392,11 @@ int runner_status(const pgstep_config *cfg, bool json, report *rep, pgstep_error
     for (size_t i = 0; i < r.ntargets; i++)
         plans[i] = r.targets[i].p;
     if (json && runner_multi(&r))
-        status_print_json_databases(cfg->databases.names, plans, r.ntargets, stdout);
+        status_print_json_databases(cfg->databases, plans, r.ntargets, &r.integrity, stdout);
     else if (json)
-        status_print_json(plans[0], stdout);
+        status_print_json(plans[0], &r.integrity, stdout);
+    else
+        integrity_print_text(&r.integrity, stdout);
     for (size_t i = 0; !json && i < r.ntargets; i++)
         status_print_text(r.targets[i].dbname, plans[i], stdout);
     free(plans);

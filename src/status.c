@@ -99,16 +99,19 @@ static void status_json_summary(const plan *const *plans, size_t n, FILE *f)
     fputc('}', f);
 }
 
-void status_print_json(const plan *p, FILE *f)
+void status_print_json(const plan *p, const integrity_result *integrity, FILE *f)
 {
     fputc('{', f);
     status_json_steps(p, f);
     fputc(',', f);
     status_json_summary(&p, 1, f);
+    fputs(",\"integrity\":", f);
+    integrity_print_json(integrity, f);
     fputs("}\n", f);
 }
 
-void status_print_json_databases(char *const *names, const plan *const *plans, size_t n, FILE *f)
+void status_print_json_databases(char *const *names, const plan *const *plans, size_t n,
+                                 const integrity_result *integrity, FILE *f)
 {
     fputs("{\"databases\":[", f);
     for (size_t i = 0; i < n; i++) {
@@ -122,6 +125,8 @@ void status_print_json_databases(char *const *names, const plan *const *plans, s
     }
     fputs("],", f);
     status_json_summary(plans, n, f);
+    fputs(",\"integrity\":", f);
+    integrity_print_json(integrity, f);
     fputs("}\n", f);
 }
 

@@ -178,24 +178,35 @@ static size_t crlf_to_lf(char *text, size_t len)
     return out;
 }
 
-bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
-                   size_t *len, stepfile_error *err)
+bool stepfile_read_bytes(const char *dir, const char *real_dir, const char *name, char **data,
+                         size_t *len, stepfile_error *err)
 {
     char *path = path_join(dir, name);
-    char *buf = NULL;
-    size_t size = 0;
 
-    *text = NULL;
+    *data = NULL;
     *len = 0;
     if (!path) {
         stepfile_fail(err, 0, NULL, "out of memory");
         err->out_of_memory = true;
         return false;
     }
-    buf = read_file_capped(real_dir, path, &size, err);
+    *data = read_file_capped(real_dir, path, len, err);
     free(path);
-    if (!buf)
+    return *data != NULL;
+}
+
+bool stepfile_read(const char *dir, const char *real_dir, const char *name, char **text,
+                   size_t *len, char file_checksum[CHECKSUM_HEX_LEN + 1], stepfile_error *err)
+{
+    char *buf = NULL;
+    size_t size = 0;
+
+    *text = NULL;
+    *len = 0;
+    if (!stepfile_read_bytes(dir, real_dir, name, &buf, &size, err))
         return false;
+    if (file_checksum)
+        checksum_bytes(buf, size, file_checksum);
     if (!check_text(buf, size, err)) {
         free(buf);
         return false;

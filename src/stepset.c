@@ -161,7 +161,7 @@ static int compare_strings(const void *a, const void *b)
 }
 
 /* Collects the names of the .sql files in the directory, sorted so problems come in order. */
-static bool list_sql_files(const char *dir, char ***out, size_t *count, pgstep_error *err)
+bool stepset_list_files(const char *dir, char ***out, size_t *count, pgstep_error *err)
 {
     char errbuf[128];
     DIR *d = opendir(dir);
@@ -340,7 +340,7 @@ static bool load_step(loader *ld, const step_name *sn, size_t desc_start, step *
     int before = ld->problems;
 
     memset(s, 0, sizeof(*s));
-    if (!stepfile_read(ld->dir, ld->real_dir, name, &text, &len, &ferr)) {
+    if (!stepfile_read(ld->dir, ld->real_dir, name, &text, &len, s->file_checksum, &ferr)) {
         ld->out_of_memory |= ferr.out_of_memory;
         stepset_problem(ld, name, ferr.line, ferr.hint, "%s", ferr.message);
         return false;
@@ -449,7 +449,7 @@ bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *e
     if (!(ld.real_dir = realpath(dir, NULL)))
         return error_set(err, PGSTEP_EXIT_STEPSET, "could not open step directory \"%s\": %s", dir,
                          error_errno_text(errno, errbuf, sizeof(errbuf)));
-    if (!list_sql_files(dir, &files, &nfiles, err))
+    if (!stepset_list_files(dir, &files, &nfiles, err))
         goto done;
     if (!(set = calloc(1, sizeof(stepset))) || !(set->dir = strdup(dir))) {
         error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");

@@ -13,6 +13,9 @@ typedef enum cli_command {
     CLI_STATUS,
     CLI_WAIT,
     CLI_VERIFY,
+    CLI_MANIFEST,
+    CLI_KEYGEN,
+    CLI_SIGN,
     CLI_HELP,
     CLI_VERSION,
 } cli_command;
@@ -35,6 +38,12 @@ typedef struct cli_options {
     bool dry_run;     /* apply --dry-run */
     bool allow_drift; /* apply --allow-drift */
     bool json;        /* status --json */
+    /* keygen and sign */
+    const char *public_key;      /* keygen --public-key */
+    const char *secret_key;      /* keygen, sign --secret-key */
+    const char *password_file;   /* keygen, sign --password-file */
+    bool unencrypted;            /* keygen --unencrypted */
+    const char *trusted_comment; /* sign --trusted-comment */
 } cli_options;
 
 /* Parses argv into opts. Usage errors set err with PGSTEP_EXIT_USAGE. */

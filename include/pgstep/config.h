@@ -13,12 +13,6 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/pgstep/pgstep.conf"
 
-/* steps.databases: the databases one run applies, in order; count 0: the connection's own. */
-typedef struct config_databases {
-    char **names;
-    size_t count;
-} config_databases;
-
 typedef struct pgstep_config {
     /* connection */
     char *conninfo;      /* libpq key=value string or URI; "" means libpq's environment */
@@ -33,7 +27,10 @@ typedef struct pgstep_config {
     /* steps */
     char *steps_dir;
     char *history_schema;
-    config_databases databases; /* each from the subdirectory of steps_dir of its name */
+    char **databases; /* NULL-terminated, in order, each from the subdirectory of steps_dir of its
+                       * name; NULL: the database the connection names */
+    bool require_manifest; /* a missing pgstep.sum is an error */
+    char **trusted_keys;   /* NULL-terminated public keys or key files; NULL: none */
     /* lock */
     char *lock_name;
     int lock_timeout; /* seconds */
@@ -59,7 +56,6 @@ typedef struct pgstep_config {
 bool config_load(const cli_options *opts, pgstep_config **out, pgstep_error *err);
 
 void config_free(pgstep_config *cfg);
-void config_databases_free(config_databases *dbs);
 
 /* Writes the table of keys (group.key, type, default, range) to stdout for --help. */
 void config_print_keys(void);

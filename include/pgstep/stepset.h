@@ -25,7 +25,8 @@ typedef struct step {
     char *sql;         /* the SQL that is sent: LF line ends, variables substituted */
     size_t sql_len;
     char checksum[CHECKSUM_HEX_LEN + 1];
-    bool no_transaction;         /* -- pgstep: no-transaction */
+    char file_checksum[CHECKSUM_HEX_LEN + 1]; /* of the file's bytes as read, for pgstep.sum */
+    bool no_transaction;                      /* -- pgstep: no-transaction */
     char *rerun_query;           /* -- pgstep: rerun-when <query>, substituted; NULL if none */
     lexer_statement *statements; /* statements of sql, in order; lines are lines of the file */
     size_t nstatements;
@@ -45,6 +46,10 @@ int step_order(step_kind ka, long long va, const char *da, step_kind kb, long lo
 bool stepset_load(const char *dir, const vars *v, stepset **out, pgstep_error *err);
 
 void stepset_free(stepset *set);
+
+/* The names of the files stepset_load reads in dir: every name ending in ".sql", valid or not,
+ * in strcmp order, as a malloc'ed array of malloc'ed strings. */
+bool stepset_list_files(const char *dir, char ***out, size_t *count, pgstep_error *err);
 
 size_t stepset_count(const stepset *set);
 const step *stepset_get(const stepset *set, size_t i);

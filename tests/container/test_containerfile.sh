@@ -62,6 +62,8 @@ check("-DPGSTEP_STATIC=ON" in run_text, "build stage configures with -DPGSTEP_ST
 check("statically linked" in run_text, "build stage checks that the binary is statically linked")
 check(re.search(r"/rootfs/usr/local/bin/pgstep", run_text), "binary installed to /usr/local/bin/pgstep")
 check("/rootfs/etc/ssl/certs/ca-certificates.crt" in run_text, "CA certificates in the image")
+check(re.search(r"/build/pgstep .*-d /rootfs/usr/share/pgstep/steps manifest", run_text),
+      "the build stage writes pgstep.sum over the shipped step set")
 
 def instrs(stage, name):
     return [a for i, a in stage["instr"] if i == name]
@@ -129,6 +131,8 @@ sed 's/^FROM scratch$/FROM debian:bookworm/' "$containerfile" >"$work/Containerf
 expect_failure "a final stage that is not scratch" 'FROM scratch' structure "$work/Containerfile"
 sed 's|^COPY sql/documentdb/|COPY sql/nonexistent/|' "$containerfile" >"$work/Containerfile"
 expect_failure "a COPY of a missing path" 'sql/nonexistent/ exists' structure "$work/Containerfile"
+sed '/pgstep\/steps manifest/d' "$containerfile" >"$work/Containerfile"
+expect_failure "an image without pgstep.sum" 'writes pgstep.sum' structure "$work/Containerfile"
 sed 's/^CMD \["apply"\]$/CMD apply/' "$containerfile" >"$work/Containerfile"
 expect_failure "a shell-form CMD" 'CMD|Expecting value' structure "$work/Containerfile"
 printf 'FROM scratch\nMAINTAINER nobody\nRUNN true\n' >"$work/Dockerfile.bad"

@@ -45,7 +45,7 @@ t_psql "$db" "UPDATE pgstep.history SET file_name = E'V2__b\\n\\x1b[2J\\x7f.sql'
     >/dev/null
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" status
 t_stdout_has '^missing +V2__b\\x0a\\x1b\[2J\\x7f\.sql '
-[ "$(wc -l <"$T_DIR/stdout")" = 5 ] || t_fail "status: expected a header, 3 steps and a summary"
+[ "$(wc -l <"$T_DIR/stdout")" = 6 ] || t_fail "status: expected the step set's verification, a header, 3 steps and a summary"
 t_run 0 -c "$T_DIR/pgstep.conf" -d "$steps" --allow-drift apply --dry-run
 t_stdout_has '^missing +V2__b\\x0a\\x1b\[2J\\x7f\.sql '
 ! grep -q "$(printf '\033')" "$T_DIR/stdout" || t_fail "an escape character reached the output"

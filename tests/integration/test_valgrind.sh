@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # No leaks and no memory errors on the main paths: under valgrind (definite and indirect leaks
 # are errors), verify, apply (fresh, with V, R and no-transaction steps; again as a no-op;
-# --dry-run), status --json, a failing step, a configuration error, an invalid step set and a
-# wait for a closed port each end with their normal exit code. Plain builds only.
+# --dry-run), status --json, a failing step, a configuration error, an invalid step set, the
+# integrity commands (manifest, keygen, sign, a signed apply, a mismatch) and a wait for a closed
+# port each end with their normal exit code. Plain builds only.
 . "$(dirname "$0")/../lib/testlib.sh"
 
 command -v valgrind >/dev/null || t_fail "valgrind is not installed (apt-get install valgrind)"
@@ -63,6 +64,22 @@ printf 'SELECT 2;\n' >"$T_DIR/invalid/V1__same_version.sql"
 printf "SELECT :'undefined_variable';\n" >"$T_DIR/invalid/V2__vars.sql"
 vg 65 invalid-set -c "$T_DIR/pgstep.conf" -d "$T_DIR/invalid" apply
 t_stderr_has 'step set .* is invalid: 2 problems'
+
+# Step-set integrity: manifest, key pair, signature, a verified apply, a tampered set. The key is
+# unencrypted: scrypt at minisign's cost would take minutes under valgrind.
+vg 0 manifest -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" manifest
+vg 0 keygen -c /dev/null keygen --unencrypted --public-key "$T_DIR/vg.pub" --secret-key "$T_DIR/vg.key"
+vg 0 sign -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" sign --secret-key "$T_DIR/vg.key"
+t_conf "$T_DIR/signed.conf" "$db" 'variables: { item = "first"; };' \
+    "steps: { trusted_keys = \"$T_DIR/vg.pub\"; };"
+vg 0 signed-apply -c "$T_DIR/signed.conf" -d "$T_DIR/steps" apply
+t_stderr_has 'step set matches pgstep.sum \(4 files\), signed by key'
+vg 0 signed-status -c "$T_DIR/signed.conf" -d "$T_DIR/steps" status --json
+t_stdout_has '"integrity":\{"manifest":true,"files":4,"signed":true'
+printf 'SELECT 5;\n' >"$T_DIR/steps/V5__late.sql"
+vg 65 manifest-mismatch -c "$T_DIR/signed.conf" -d "$T_DIR/steps" verify
+t_stderr_has 'V5__late.sql: file is not listed in pgstep.sum'
+rm "$T_DIR/steps/V5__late.sql"
 
 port=$(pg_free_port)
 cat >"$T_DIR/down.conf" <<CONF

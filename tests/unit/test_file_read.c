@@ -92,6 +92,20 @@ static void test_fifo_and_directory_are_refused_without_blocking(void **state)
     assert_null(out);
 }
 
+static void test_null_device_reads_as_empty(void **state)
+{
+    char *out;
+    size_t len;
+    int errnum;
+
+    assert_int_equal(read_at("/dev", "null", 100, &out, &len, &errnum), FILE_READ_OK);
+    assert_int_equal(len, 0);
+    assert_string_equal(out, "");
+    free(out);
+    assert_int_equal(read_at("/dev", "zero", 100, &out, &len, &errnum), FILE_READ_NOT_REGULAR);
+    (void)state;
+}
+
 static void test_missing_file_reports_errno(void **state)
 {
     char reason[128];
@@ -117,6 +131,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cap_is_inclusive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_and_directory_are_refused_without_blocking, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_null_device_reads_as_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file_reports_errno, setup, teardown),
     };
 

@@ -57,7 +57,7 @@ static bool read_step(const fixture *f, const char *name, char **text, size_t *l
                       stepfile_error *err)
 {
     memset(err, 0, sizeof(*err));
-    return stepfile_read(f->dir, f->real_dir, name, text, len, err);
+    return stepfile_read(f->dir, f->real_dir, name, text, len, NULL, err);
 }
 
 /* Reading name must fail at line with a message containing expected. */
