@@ -4,6 +4,8 @@
 #include "pgstep/integrity.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -210,7 +212,7 @@ bool integrity_check(const pgstep_config *cfg, integrity_result *res, pgstep_err
         error_location(err, MANIFEST_FILE_NAME, line);
         goto done;
     }
-    if (!manifest_check(m, dir, err))
+    if (!manifest_check(m, dir, cfg->databases, err))
         goto done;
     res->manifest = true;
     res->files = manifest_count(m);
@@ -237,9 +239,22 @@ done:
     return ok;
 }
 
-bool integrity_confirm(const integrity_result *res, const stepset *set, pgstep_error *err)
+/* The name the manifest lists s under: "database/file" with several databases. */
+static const char *integrity_listed_name(const char *database, const step *s, char *buf,
+                                         size_t size)
+{
+    if (!database)
+        return s->file_name;
+    snprintf(buf, size, "%s/%s", database, s->file_name);
+    return buf;
+}
+
+bool integrity_confirm(const integrity_result *res, const char *database, const stepset *set,
+                       pgstep_error *err)
 {
     const manifest *m = res->list;
+    size_t prefix = database ? strlen(database) + 1 : 0;
+    char name[PATH_MAX];
     const char *file = NULL;
     const char *what = NULL;
 
@@ -247,7 +262,7 @@ bool integrity_confirm(const integrity_result *res, const stepset *set, pgstep_e
         return true;
     for (size_t i = 0; i < stepset_count(set) && !file; i++) {
         const step *s = stepset_get(set, i);
-        const char *hash = manifest_find(m, s->file_name);
+        const char *hash = manifest_find(m, integrity_listed_name(database, s, name, sizeof(name)));
 
         if (!hash || strcmp(hash, s->file_checksum) != 0) {
             file = s->file_name;
@@ -256,12 +271,15 @@ bool integrity_confirm(const integrity_result *res, const stepset *set, pgstep_e
     }
     /* A loaded set holds every .sql file, so a listed name that is not a step was removed. */
     for (size_t j = 0; j < manifest_count(m) && !file; j++) {
+        const char *listed = manifest_name(m, j);
         bool found = false;
 
+        if (database && (strncmp(listed, database, prefix - 1) != 0 || listed[prefix - 1] != '/'))
+            continue; /* another database's */
         for (size_t i = 0; i < stepset_count(set) && !found; i++)
-            found = strcmp(stepset_get(set, i)->file_name, manifest_name(m, j)) == 0;
+            found = strcmp(stepset_get(set, i)->file_name, listed + prefix) == 0;
         if (!found) {
-            file = manifest_name(m, j);
+            file = listed + prefix;
             what = "disappeared";
         }
     }

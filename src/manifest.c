@@ -30,18 +30,22 @@ struct manifest {
     size_t count;
 };
 
-/* A name a line can hold unambiguously: no control character, no slash, not empty. */
+/* A name a line can hold unambiguously: no control character, not empty, and at most one slash,
+ * between a database's subdirectory and a file name. */
 static bool manifest_name_listable(const char *name, size_t len)
 {
-    if (len == 0)
+    size_t slashes = 0;
+
+    if (len == 0 || name[0] == '/' || name[len - 1] == '/')
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
 
-        if (c < 0x20 || c == 0x7f || c == '/')
+        if (c < 0x20 || c == 0x7f)
             return false;
+        slashes += c == '/';
     }
-    return true;
+    return slashes <= 1;
 }
 
 bool manifest_format(const char *const *names, const char (*hashes)[CHECKSUM_HEX_LEN + 1], size_t n,
@@ -272,6 +276,59 @@ static bool manifest_hash_file(const char *dir, const char *real_dir, const char
     return true;
 }
 
+static int manifest_compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files a manifest covers, in strcmp order: every .sql file of dir, or with databases, of
+ * each database's subdirectory, named "database/file". */
+static bool manifest_list(const char *dir, char *const *databases, char ***out, size_t *count,
+                          pgstep_error *err)
+{
+    char **all = NULL;
+    size_t n = 0;
+
+    if (!databases)
+        return stepset_list_files(dir, out, count, err);
+    for (size_t d = 0; databases[d]; d++) {
+        size_t plen = strlen(dir) + strlen(databases[d]) + 2;
+        char *sub = malloc(plen);
+        char **names = NULL;
+        size_t k = 0;
+        char **grown;
+        bool listed;
+
+        if (sub)
+            snprintf(sub, plen, "%s/%s", dir, databases[d]);
+        listed = sub && stepset_list_files(sub, &names, &k, err);
+        free(sub);
+        if (!listed || !(grown = realloc(all, (n + k + 1) * sizeof(char *)))) {
+            if (listed)
+                error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+            manifest_free_names(names, k);
+            manifest_free_names(all, n);
+            return false;
+        }
+        all = grown;
+        for (size_t i = 0; i < k; i++) {
+            size_t len = strlen(databases[d]) + strlen(names[i]) + 2;
+
+            if (!(all[n] = malloc(len))) {
+                manifest_free_names(names, k);
+                manifest_free_names(all, n);
+                return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
+            }
+            snprintf(all[n++], len, "%s/%s", databases[d], names[i]);
+        }
+        manifest_free_names(names, k);
+    }
+    qsort(all, n, sizeof(char *), manifest_compare_names);
+    *out = all;
+    *count = n;
+    return true;
+}
+
 static char *manifest_real_dir(const char *dir, pgstep_error *err)
 {
     char errbuf[128];
@@ -301,7 +358,8 @@ bool manifest_read_file(const char *dir, const char *name, char **data, size_t *
     return ok;
 }
 
-bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err)
+bool manifest_build(const char *dir, char *const *databases, char **text, size_t *len,
+                    pgstep_error *err)
 {
     char **names = NULL;
     char(*hashes)[CHECKSUM_HEX_LEN + 1] = NULL;
@@ -309,7 +367,7 @@ bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err
     char *real_dir = manifest_real_dir(dir, err);
     bool ok = false;
 
-    if (!real_dir || !stepset_list_files(dir, &names, &n, err))
+    if (!real_dir || !manifest_list(dir, databases, &names, &n, err))
         goto done;
     if (!(hashes = calloc(n ? n : 1, sizeof(*hashes)))) {
         error_set(err, PGSTEP_EXIT_STEPSET, "out of memory");
@@ -375,7 +433,7 @@ static void manifest_mismatch(manifest_tally *t, size_t *counter, const char *di
     (*counter)++;
 }
 
-bool manifest_check(const manifest *m, const char *dir, pgstep_error *err)
+bool manifest_check(const manifest *m, const char *dir, char *const *databases, pgstep_error *err)
 {
     char **names = NULL;
     size_t n = 0, i = 0, j = 0;
@@ -383,7 +441,7 @@ bool manifest_check(const manifest *m, const char *dir, pgstep_error *err)
     manifest_tally t = {0};
     bool ok = false;
 
-    if (!real_dir || !stepset_list_files(dir, &names, &n, err))
+    if (!real_dir || !manifest_list(dir, databases, &names, &n, err))
         goto done;
     /* Both lists are in strcmp order: one merge pass finds every difference. */
     while (i < n || j < m->count) {

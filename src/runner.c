@@ -135,7 +135,7 @@ static bool runner_load(run *r, pgstep_error *err)
     }
     /* What was loaded must be the bytes the manifest vouched for. */
     for (size_t i = 0; i < r->ntargets && !error_is_set(err); i++)
-        integrity_confirm(&r->integrity, r->targets[i].set, err);
+        integrity_confirm(&r->integrity, r->targets[i].dbname, r->targets[i].set, err);
     return !error_is_set(err);
 }
 

@@ -46,7 +46,7 @@ int signing_manifest(const pgstep_config *cfg, report *rep, pgstep_error *err)
 
     if (!signing_path(path, sizeof(path), cfg->steps_dir, MANIFEST_FILE_NAME, err) ||
         !signing_path(sigpath, sizeof(sigpath), cfg->steps_dir, INTEGRITY_SIGNATURE_NAME, err) ||
-        !manifest_build(cfg->steps_dir, &text, &len, err))
+        !manifest_build(cfg->steps_dir, cfg->databases, &text, &len, err))
         return err->exit_code;
     if (manifest_parse(text, len, &m, &line, why, sizeof(why)))
         files = manifest_count(m);
@@ -186,7 +186,7 @@ int signing_sign(const pgstep_config *cfg, const cli_options *opts, report *rep,
                   line, why);
         goto done;
     }
-    if (!manifest_check(m, dir, err))
+    if (!manifest_check(m, dir, cfg->databases, err))
         goto done;
     if (!signing_load_secret(opts, &sec, err))
         goto done;

@@ -35,7 +35,8 @@ bool integrity_check(const pgstep_config *cfg, integrity_result *res, pgstep_err
  * bytes (step.file_checksum) as listed, and every listed file among the steps, so that a file
  * replaced between the check and the load (a ConfigMap updated meanwhile) is refused too. True
  * at once when res holds no manifest. Sets err with PGSTEP_EXIT_STEPSET otherwise. */
-bool integrity_confirm(const integrity_result *res, const stepset *set, pgstep_error *err);
+bool integrity_confirm(const integrity_result *res, const char *database, const stepset *set,
+                       pgstep_error *err);
 
 /* Releases what integrity_check kept in res; res may be all zeros. */
 void integrity_release(integrity_result *res);

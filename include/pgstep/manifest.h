@@ -43,11 +43,15 @@ bool manifest_read_file(const char *dir, const char *name, char **data, size_t *
                         pgstep_error *err);
 
 /* Reads every file of the step set in dir (stepset_list_files) and writes the manifest text for
- * it into a malloc'ed *text of *len bytes. Problems set err with PGSTEP_EXIT_STEPSET. */
-bool manifest_build(const char *dir, char **text, size_t *len, pgstep_error *err);
+ * it into a malloc'ed *text of *len bytes. With databases (NULL-terminated, or NULL), the files
+ * are those of each database's subdirectory, listed as "database/file". Problems set err with
+ * PGSTEP_EXIT_STEPSET. */
+bool manifest_build(const char *dir, char *const *databases, char **text, size_t *len,
+                    pgstep_error *err);
 
-/* Compares dir with m: logs each file that is missing, unexpected or changed on its own line,
- * then returns false with err set to PGSTEP_EXIT_STEPSET if there was any. */
-bool manifest_check(const manifest *m, const char *dir, pgstep_error *err);
+/* Compares dir (and databases, as manifest_build lists them) with m: logs each file that is
+ * missing, unexpected or changed on its own line, then returns false with err set to
+ * PGSTEP_EXIT_STEPSET if there was any. */
+bool manifest_check(const manifest *m, const char *dir, char *const *databases, pgstep_error *err);
 
 #endif /* PGSTEP_MANIFEST_H */

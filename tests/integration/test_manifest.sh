@@ -150,3 +150,25 @@ t_conf "$T_DIR/plain.conf" "$db"
 t_run 0 -c "$T_DIR/plain.conf" -d "$T_DIR/good" status
 t_stdout_has "^Step set: not verified \(no pgstep.sum\)$"
 t_ok "a verified set applies and status reports the manifest"
+
+# With steps.databases, one manifest covers every database's files, listed as "database/file".
+first=$(t_db multi_first) second=$(t_db multi_second)
+mkdir -p "$T_DIR/multi/$first" "$T_DIR/multi/$second"
+printf 'CREATE TABLE m1 (id int);\n' >"$T_DIR/multi/$first/V1__m1.sql"
+printf 'CREATE TABLE m2 (id int);\n' >"$T_DIR/multi/$second/V1__m2.sql"
+printf 'CREATE OR REPLACE VIEW mv AS SELECT 1 AS one;\n' >"$T_DIR/multi/$second/R__mv.sql"
+databases="steps: { databases = [\"$first\", \"$second\"]; require_manifest = true; };"
+printf 'connection: { conninfo = "%s"; };\nwait: { timeout = 1; };\n%s\n' \
+    "$(t_dsn postgres "$T_TRIPWIRE_PORT")" "$databases" >"$T_DIR/multi-tripwire.conf"
+t_run 0 -c "$T_DIR/multi-tripwire.conf" -d "$T_DIR/multi" manifest
+t_stderr_has "wrote .*pgstep.sum: 3 files"
+grep -q "  $second/R__mv.sql\$" "$T_DIR/multi/pgstep.sum" || t_fail "the manifest lacks $second/R__mv.sql"
+printf 'SELECT 1;\n' >"$T_DIR/multi/$first/V2__late.sql"
+t_run 65 -c "$T_DIR/multi-tripwire.conf" -d "$T_DIR/multi" verify
+t_stderr_has "$first/V2__late.sql: file is not listed in pgstep.sum"
+t_no_connection "multi/verify"
+rm "$T_DIR/multi/$first/V2__late.sql"
+t_conf "$T_DIR/multi.conf" postgres "$databases"
+t_run 0 -c "$T_DIR/multi.conf" -d "$T_DIR/multi" apply
+t_stderr_has "applied 3 steps"
+t_ok "one manifest covers every database's steps"

@@ -50,7 +50,7 @@ static manifest *manifest_now(const char *dir)
     int line;
 
     error_clear(&err);
-    assert_true(manifest_build(dir, &text, &len, &err));
+    assert_true(manifest_build(dir, NULL, &text, &len, &err));
     assert_true(manifest_parse(text, len, &m, &line, why, sizeof(why)));
     free(text);
     return m;
@@ -66,7 +66,7 @@ static bool confirm(const char *dir, manifest *m, pgstep_error *err)
 
     error_clear(err);
     assert_true(stepset_load(dir, v, &set, err));
-    ok = integrity_confirm(&res, set, err);
+    ok = integrity_confirm(&res, NULL, set, err);
     stepset_free(set);
     vars_free(v);
     integrity_release(&res);

@@ -145,7 +145,8 @@ static void test_malformed_lines_are_refused_with_their_line(void **state)
                    "out of order");
     assert_refused("pgstep-manifest 1\n" HASH_A "  V1__a.sql\n" HASH_A "  V1__a.sql\n", 3,
                    "listed twice");
-    assert_refused("pgstep-manifest 1\n" HASH_A "  dir/V1__a.sql\n", 2, "invalid file name");
+    assert_refused("pgstep-manifest 1\n" HASH_A "  a/b/V1__a.sql\n", 2, "invalid file name");
+    assert_refused("pgstep-manifest 1\n" HASH_A "  /V1__a.sql\n", 2, "invalid file name");
 }
 
 static void test_text_after_the_closing_sum_is_refused(void **state)
