@@ -5,6 +5,8 @@
 # - a fresh apply on an empty database: "psql -f" of the same statements, pgstep, dbmate,
 #   sql-migrate;
 # - peak RSS of each, from /usr/bin/time;
+# - the no-op path over three databases (steps.databases) in one run, against three runs, one per
+#   database;
 # - wait latency: from "pg_ctl -w start" returning to "pgstep wait" (started against the stopped
 #   server) exiting, and the same from "pg_ctl -w promote" of a hot standby; pg_ctl looks every
 #   100 ms, so pgstep may notice first (a negative figure); plus pgstep's connection attempts a
@@ -17,8 +19,9 @@
 # dbmate (the npm package, which carries dbmate's static Go binary) and sql-migrate (Debian's
 # package, unpacked, not installed) are fetched once into $PGSTEP_BENCH_CACHE (default
 # ${XDG_CACHE_HOME:-/var/cache}/pgstep-bench, or ~/.cache/pgstep-bench when not root), never
-# installed system-wide; PGSTEP_BENCH_OTHERS=0 leaves them out. PGSTEP_BENCH_WAIT_ALSO=BINARY
-# times the wait latency of another pgstep build too, e.g. one of an earlier version.
+# installed system-wide; PGSTEP_BENCH_OTHERS=0 leaves them out. PGSTEP_BENCH_BASELINE=BINARY
+# adds another pgstep build, e.g. one of an earlier version, to the no-op, fresh-apply and
+# wait-latency comparisons, side by side in the same run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 steps=${1:-1000}
@@ -151,6 +154,15 @@ if [ -n "${PGSTEP_BENCH_STATIC:-}" ]; then
     static_fresh=(-n "static pgstep apply (fresh)" --prepare "fresh_db fresh"
         "$static_bin -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=fresh' --quiet apply")
 fi
+baseline=()
+baseline_fresh=()
+if [ -n "${PGSTEP_BENCH_BASELINE:-}" ]; then
+    baseline_bin=$(realpath "$PGSTEP_BENCH_BASELINE")
+    baseline=(-n "baseline pgstep apply (no-op)"
+        "$baseline_bin -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply")
+    baseline_fresh=(-n "baseline pgstep apply (fresh)" --prepare "fresh_db fresh"
+        "$baseline_bin -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=fresh' --quiet apply")
+fi
 other=()
 other_fresh=()
 if [ "$others" = 1 ]; then
@@ -175,7 +187,7 @@ echo "== no-op: $steps steps, all applied"
 hyperfine -N -w 3 -r "$runs" --export-json "$work/noop.json" \
     -n "psql select 1" "$psql -X -q -h 127.0.0.1 -p $port -U postgres -d noop -c 'select 1'" \
     -n "pgstep apply (no-op)" "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=noop' --quiet apply" \
-    "${static[@]}" "${other[@]}"
+    "${static[@]}" "${baseline[@]}" "${other[@]}"
 medians "$work/noop.json"
 
 durability="durable server"
@@ -188,8 +200,30 @@ hyperfine --shell=bash -w 1 -r "$((runs / 2 > 3 ? runs / 2 : 3))" --export-json 
     "$psql -X -q -h 127.0.0.1 -p $port -U postgres -d fresh -f $work/all.sql" \
     -n "pgstep apply (fresh)" --prepare "fresh_db fresh" \
     "$pgstep -c $work/pgstep.conf --dsn 'host=127.0.0.1 port=$port user=postgres dbname=fresh' --quiet apply" \
-    "${static_fresh[@]}" "${other_fresh[@]}"
+    "${static_fresh[@]}" "${baseline_fresh[@]}" "${other_fresh[@]}"
 medians "$work/fresh.json"
+
+# Three databases with the same steps, all applied: one run over all three (steps.databases),
+# against three runs, one per database; both through bash, so that both pay its start once.
+echo "== no-op: 3 databases of $steps steps each, all applied"
+for db in multi_a multi_b multi_c; do
+    fresh_db "$db"
+    mkdir -p "$work/multi/$db"
+    cp "$work"/steps/*.sql "$work/multi/$db/"
+    "$pgstep" -c "$work/pgstep.conf" --dsn "host=127.0.0.1 port=$port user=postgres dbname=$db" --quiet apply
+done
+cat >"$work/multi.conf" <<CONF
+connection: { conninfo = "host=127.0.0.1 port=$port user=postgres dbname=postgres"; password_file = "$work/password"; };
+steps: { directory = "$work/multi"; databases = ["multi_a", "multi_b", "multi_c"]; };
+CONF
+separate=""
+for db in multi_a multi_b multi_c; do
+    separate+="${separate:+ && }$pgstep -c $work/pgstep.conf -d $work/multi/$db --dsn 'host=127.0.0.1 port=$port user=postgres dbname=$db' --quiet apply"
+done
+hyperfine --shell=bash -w 3 -r "$runs" --export-json "$work/multi.json" \
+    -n "pgstep, 3 databases in one run" "$pgstep -c $work/multi.conf --quiet apply" \
+    -n "pgstep, 3 runs of one database" "$separate"
+medians "$work/multi.json"
 
 echo "== peak RSS"
 # rss LABEL DB COMMAND...: a fresh database DB, then COMMAND under /usr/bin/time.
@@ -314,6 +348,6 @@ wait_latency() {
 
 echo "== wait latency: $runs starts and $runs promotions"
 wait_latency "pgstep" "$pgstep"
-if [ -n "${PGSTEP_BENCH_WAIT_ALSO:-}" ]; then
-    wait_latency "$PGSTEP_BENCH_WAIT_ALSO" "$(realpath "$PGSTEP_BENCH_WAIT_ALSO")"
+if [ -n "${PGSTEP_BENCH_BASELINE:-}" ]; then
+    wait_latency "baseline pgstep" "$baseline_bin"
 fi
