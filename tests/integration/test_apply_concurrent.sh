@@ -15,16 +15,7 @@ for v in $(seq 2 40); do
 done
 printf 'INSERT INTO counter VALUES (0, 1);\n' >"$steps/R__count.sql"
 
-pids=()
-for i in $(seq 1 8); do
-    "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$steps" apply >"$T_DIR/out.$i" 2>"$T_DIR/err.$i" &
-    pids+=($!)
-done
-for i in $(seq 1 8); do
-    rc=0
-    wait "${pids[$((i - 1))]}" || rc=$?
-    [ "$rc" = 0 ] || { cat "$T_DIR/err.$i" >&2; t_fail "runner $i exited $rc"; }
-done
+t_run_together 8 -c "$T_DIR/pgstep.conf" -d "$steps" apply
 [ "$(t_psql "$db" "SELECT count(*), count(DISTINCT step), max(n) FROM counter")" = "40|40|1" ] ||
     t_fail "steps were not applied exactly once: $(t_psql "$db" "SELECT step, count(*) FROM counter GROUP BY 1 HAVING count(*) > 1")"
 [ "$(t_psql "$db" "SELECT count(*) FROM pgstep.history")" = 41 ] || t_fail "history has duplicates"

@@ -102,16 +102,7 @@ for db in "$x" "$y" "$z"; do
     done
 done
 t_conf "$T_DIR/many.conf" postgres "steps: { databases = [\"$x\", \"$y\", \"$z\"]; }; lock: { timeout = 120; };"
-pids=()
-for i in $(seq 1 8); do
-    "$PGSTEP_BIN" -c "$T_DIR/many.conf" -d "$many" apply >"$T_DIR/out.$i" 2>"$T_DIR/err.$i" &
-    pids+=($!)
-done
-for i in $(seq 1 8); do
-    rc=0
-    wait "${pids[$((i - 1))]}" || rc=$?
-    [ "$rc" = 0 ] || { cat "$T_DIR/err.$i" >&2; t_fail "runner $i exited $rc"; }
-done
+t_run_together 8 -c "$T_DIR/many.conf" -d "$many" apply
 for db in "$x" "$y" "$z"; do
     [ "$(t_psql "$db" "SELECT count(*), count(DISTINCT step) FROM counter")" = "14|14" ] ||
         t_fail "steps of $db not applied exactly once"

@@ -72,6 +72,22 @@ t_run() {
     [ "$rc" = "$expected" ] || t_fail "pgstep $* exited $rc, expected $expected"
 }
 
+# t_run_together N ARGS...: N runs of pgstep ARGS started at once, each keeping its output in
+# $T_DIR/out.I and $T_DIR/err.I; every one must exit 0.
+t_run_together() {
+    local n=$1 i rc pids=()
+    shift
+    for i in $(seq 1 "$n"); do
+        "$PGSTEP_BIN" "$@" >"$T_DIR/out.$i" 2>"$T_DIR/err.$i" &
+        pids+=($!)
+    done
+    for i in $(seq 1 "$n"); do
+        rc=0
+        wait "${pids[$((i - 1))]}" || rc=$?
+        [ "$rc" = 0 ] || { cat "$T_DIR/err.$i" >&2; t_fail "runner $i of $n exited $rc"; }
+    done
+}
+
 # t_stderr_has PATTERN / t_stdout_has PATTERN / t_stderr_lacks PATTERN: grep -E checks.
 t_stderr_has() { grep -Eq -- "$1" "$T_DIR/stderr" || t_fail "stderr lacks /$1/"; }
 t_stdout_has() { grep -Eq -- "$1" "$T_DIR/stdout" || t_fail "stdout lacks /$1/"; }
