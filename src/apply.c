@@ -15,6 +15,7 @@
 #include "pgstep/interrupt.h"
 #include "pgstep/log.h"
 #include "pgstep/primary.h"
+#include "pgstep/wal.h"
 
 #define APPLY_LOCK_FIRST_DELAY_MS  10
 #define APPLY_LOCK_MAX_DELAY_MS    500
@@ -82,6 +83,11 @@ static size_t apply_segment_end(const apply_run *r, size_t pos)
 static void apply_committed(apply_run *r, size_t from, size_t to)
 {
     for (size_t k = from; k < to; k++) {
+        /* Another runner's commit of k that a failover took back, applied again by this run. */
+        if (r->by_other[k]) {
+            r->by_other[k] = false;
+            r->stats->applied_by_other--;
+        }
         r->mine[k] = true;
         r->stats->applied++;
     }
@@ -122,6 +128,7 @@ static bool apply_settle(apply_run *r, size_t *pos, pgstep_error *err)
 {
     bool *before = malloc(r->doubt_end + 1);
     size_t gone = 0;
+    size_t confirmed = 0;
     size_t resume;
     bool installed;
 
@@ -141,8 +148,9 @@ static bool apply_settle(apply_run *r, size_t *pos, pgstep_error *err)
             gone++;
             r->stats->applied--;
         } else if (!before[k] && r->mine[k]) {
-            r->stats->applied++;
+            apply_committed(r, k, k + 1);
             apply_log_confirmed(r->env.items[k]->step);
+            confirmed++;
         }
     }
     if (gone)
@@ -150,6 +158,14 @@ static bool apply_settle(apply_run *r, size_t *pos, pgstep_error *err)
                  " applying them again",
                  gone);
     free(before);
+    /* A commit whose reply was lost may not have waited for its flush (a synchronous standby's
+     * wait cancelled with the connection, say): make sure before counting on it. */
+    if (confirmed && !wal_flush(*r->c, err)) {
+        if (!conn_is_broken(*r->c) || apply_interrupted(err))
+            return false;
+        error_clear(err); /* lost again: the next retry settles anew */
+        return true;
+    }
     r->need_bootstrap = !installed;
     r->in_doubt = false;
     *pos = resume;

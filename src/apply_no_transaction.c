@@ -116,8 +116,10 @@ static void apply_nt_unlock(const apply_env *env, conn *c, const step *s, const 
     bool released = false;
 
     error_clear(&unlock_err);
-    if (!lock_session_release(c, env->run->lock_key, tightened, &released, &unlock_err) ||
-        !released) {
+    if (!lock_session_release(c, env->run->lock_key, tightened, &released, &unlock_err) &&
+        conn_is_broken(c))
+        return; /* the closed connection releases the lock */
+    if (!released) {
         log_field fields[] = {LOG_STR("step", s->file_name)};
 
         log_event(LOG_WARN, fields, 1,

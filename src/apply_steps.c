@@ -54,6 +54,8 @@ static bool apply_steps_expect(const apply_env *env, conn *c, const step *s, siz
                                conn_reply *reply, apply_outcome *outcome, pgstep_error *err)
 {
     if (progress_next(env->progress, c, reply, err) != CONN_WAIT_REPLY) {
+        if (err->exit_code == PGSTEP_EXIT_STEP_FAILED) /* the step's own doing, e.g. a COPY */
+            steptext_locate(s, stmt, err);
         *outcome = apply_classify(err);
         return false;
     }
@@ -129,7 +131,12 @@ static void apply_steps_finish(conn *c, bool committed, apply_result *r, pgstep_
     if (!error_is_set(&later) && r->outcome != APPLY_DONE &&
         (committed || r->outcome == APPLY_APPLIED_BY_OTHER || r->outcome == APPLY_APPLIED_BY_RUN))
         wal_flush(c, &later);
-    if (!error_is_set(&later) || r->outcome == APPLY_RETRY || r->outcome == APPLY_FAILED)
+    /* A problem on the way to the sync point matters only where the pipeline stopped early and
+     * pgstep goes on with this connection. After every COMMIT succeeded, the last one durable, or
+     * after a step's own failure, it is for whatever uses the connection next to notice. */
+    if (!error_is_set(&later) ||
+        (r->outcome != APPLY_LOCK_BUSY && r->outcome != APPLY_APPLIED_BY_RUN &&
+         r->outcome != APPLY_APPLIED_BY_OTHER))
         return;
     *err = later;
     r->outcome = apply_classify(err);

@@ -24,12 +24,13 @@
 struct conn {
     PGconn *pg;
     keepalive keepalive; /* in effect on the socket */
+    bool broken;         /* out of step with the server: only closing it is safe */
 };
 
 /* Keywords and values for PQconnectStartParams; later entries override earlier ones. */
 typedef struct conn_params {
-    const char *keywords[KEEPALIVE_SETTINGS + 8];
-    const char *values[KEEPALIVE_SETTINGS + 8];
+    const char *keywords[KEEPALIVE_SETTINGS + 11];
+    const char *values[KEEPALIVE_SETTINGS + 11];
     char timeout[16];
 } conn_params;
 
@@ -313,8 +314,42 @@ static void conn_notice_receiver(void *arg, const PGresult *res)
               primary ? primary : PQresultErrorMessage(res));
 }
 
+/* Pins p to the server c is connected to, after everything that could name another. */
+static void conn_params_pin(conn_params *p, const conn *c)
+{
+    const char *pinned[][2] = {
+        {"host", PQhost(c->pg)}, {"hostaddr", PQhostaddr(c->pg)}, {"port", PQport(c->pg)}};
+    int n = 0;
+
+    while (p->keywords[n])
+        n++;
+    for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
+        if (pinned[i][1] && pinned[i][1][0]) {
+            p->keywords[n] = pinned[i][0];
+            p->values[n++] = pinned[i][1];
+        }
+    }
+    p->keywords[n] = NULL;
+    p->values[n] = NULL;
+}
+
+static conn *conn_open_at(const conn *beside, const pgstep_config *cfg, const char *password,
+                          int64_t deadline_ms, conn_failure *failure, pgstep_error *err);
+
 conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline_ms,
                 conn_failure *failure, pgstep_error *err)
+{
+    return conn_open_at(NULL, cfg, password, deadline_ms, failure, err);
+}
+
+conn *conn_open_beside(const conn *beside, const pgstep_config *cfg, const char *password,
+                       int64_t deadline_ms, conn_failure *failure, pgstep_error *err)
+{
+    return conn_open_at(beside, cfg, password, deadline_ms, failure, err);
+}
+
+static conn *conn_open_at(const conn *beside, const pgstep_config *cfg, const char *password,
+                          int64_t deadline_ms, conn_failure *failure, pgstep_error *err)
 {
     int64_t attempt_start = backoff_now_ms();
     int64_t attempt_end = attempt_start + (int64_t)cfg->connect_timeout * 1000;
@@ -332,6 +367,8 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     if (deadline_ms > 0 && deadline_ms < attempt_end)
         attempt_end = deadline_ms;
     conn_params_build(&params, cfg, password, service, cfg->connect_timeout);
+    if (beside)
+        conn_params_pin(&params, beside);
     pg = PQconnectStartParams(params.keywords, params.values, 1);
     if (!pg)
         return conn_fail(NULL, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
@@ -363,6 +400,7 @@ conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline
     if (!c)
         return conn_fail(pg, CONN_FAIL_UNREACHABLE, failure, err, "out of memory");
     c->pg = pg;
+    c->broken = false;
     c->keepalive = keepalive_apply(pg);
     PQsetNoticeReceiver(pg, conn_notice_receiver, NULL);
     *failure = CONN_OK;
@@ -397,13 +435,16 @@ keepalive conn_keepalive(const conn *c)
 
 bool conn_is_broken(const conn *c)
 {
-    return PQstatus(c->pg) == CONNECTION_BAD;
+    return c->broken || PQstatus(c->pg) == CONNECTION_BAD;
 }
 
+/* A failure of libpq's own machinery: the connection cannot be trusted to be in step with the
+ * server any more (lost, or a pipeline it could not leave), so it is given up. */
 static bool conn_lost(conn *c, pgstep_error *err)
 {
     char line[ERROR_TEXT_MAX];
 
+    c->broken = true;
     conn_first_line(PQerrorMessage(c->pg), line, sizeof(line));
     error_set(err, PGSTEP_EXIT_TEMPFAIL, "connection to the server was lost: %s",
               line[0] ? line : "unknown error");
@@ -459,6 +500,11 @@ static bool conn_refuse_copy(conn *c, PGresult *res)
     ExecStatusType status = PQresultStatus(res);
     char *buf;
 
+    /* In a pipeline the statements after the COPY are on their way already, and the server
+     * reads them as COPY data: nothing but closing the connection brings it back in step. */
+    if ((status == PGRES_COPY_IN || status == PGRES_COPY_BOTH) &&
+        PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF)
+        return false;
     if (status == PGRES_COPY_IN || status == PGRES_COPY_BOTH)
         return PQputCopyEnd(c->pg, "pgstep does not send COPY data") >= 0 && PQflush(c->pg) >= 0;
     if (status != PGRES_COPY_OUT)
@@ -496,9 +542,15 @@ static int conn_get_result(conn *c, int64_t until_ms, PGresult **out, pgstep_err
         if (status != PGRES_COPY_IN && status != PGRES_COPY_OUT && status != PGRES_COPY_BOTH)
             return 1;
         if (!conn_refuse_copy(c, *out)) {
+            bool copy_in = PQresultStatus(*out) != PGRES_COPY_OUT;
+
             PQclear(*out);
             *out = NULL;
-            return conn_lost(c, err), -1;
+            conn_lost(c, err);
+            if (copy_in)
+                error_set(err, PGSTEP_EXIT_STEP_FAILED,
+                          "COPY FROM STDIN in a step: pgstep sends no COPY data");
+            return -1;
         }
         PQclear(*out);
         until_ms = 0; /* the statement's end follows at once */
@@ -686,9 +738,11 @@ conn_wait conn_pipeline_next(conn *c, int64_t until_ms, conn_reply *reply, pgste
             conn_lost(c, err);
         return CONN_WAIT_FAILED;
     }
-    /* Each statement's results end with a NULL, at once in pipeline mode. */
-    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && conn_get_result(c, 0, &end, err) > 0 && end) {
+    /* Each statement's results end with a NULL, which libpq hands out at once in pipeline mode,
+     * without reading: a reply in hand is never lost to a connection that closes right after. */
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && (end = PQgetResult(c->pg))) {
         PQclear(end);
+        conn_lost(c, err);
         error_set(err, PGSTEP_EXIT_TEMPFAIL, "the server sent more results than statements");
     }
     if (error_is_set(err)) {

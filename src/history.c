@@ -17,8 +17,7 @@
 
 #define HISTORY_CREATE_COUNT 5
 /* SQLSTATEs raised by step_begin. */
-#define HISTORY_SQLSTATE_LOCK_BUSY "PGS01"
-#define HISTORY_SQLSTATE_APPLIED   "PGS02"
+#define HISTORY_SQLSTATE_APPLIED "PGS02"
 /* The detail of PGS02, followed by the run id of the row found and a period. */
 #define HISTORY_APPLIED_BY "Applied by run "
 
@@ -89,30 +88,28 @@ static const char history_create_begin[] =
     "    applied_by text;\n"
     "    last_checksum text;\n"
     "BEGIN\n"
-    "    IF NOT pg_catalog.pg_try_advisory_xact_lock($1) THEN\n"
-    "        RAISE EXCEPTION 'pgstep: advisory lock %% is held by another runner', $1\n"
-    "            USING ERRCODE = '" HISTORY_SQLSTATE_LOCK_BUSY "';\n"
-    "    END IF;\n"
-    "    IF $2 = 'V' THEN\n"
-    "        SELECT h.run_id INTO applied_by FROM %1$s.history h\n"
-    "            WHERE h.kind = 'V' AND h.version = $3;\n"
-    "    ELSE\n"
-    "        SELECT h.checksum, h.run_id INTO last_checksum, applied_by FROM %1$s.history h\n"
-    "            WHERE h.kind = 'R' AND h.description = $4 ORDER BY h.id DESC LIMIT 1;\n"
-    "    END IF;\n"
-    "    IF FOUND AND ($2 = 'V' OR last_checksum = $5) THEN\n"
-    "        RAISE EXCEPTION 'pgstep: %% is already applied',\n"
-    "            CASE WHEN $2 = 'V' THEN 'version ' || $3 ELSE $4 END\n"
-    "            USING ERRCODE = '" HISTORY_SQLSTATE_APPLIED "',\n"
-    "                  DETAIL = '" HISTORY_APPLIED_BY "' || applied_by || '.';\n"
-    "    END IF;\n"
-    "    PERFORM pg_catalog.set_config('statement_timeout', $6, true),\n"
-    "            pg_catalog.set_config('lock_timeout', $7, true),\n"
-    "            pg_catalog.set_config('synchronous_commit', 'off', true),\n"
-    "            pg_catalog.set_config('pgstep.step_started',\n"
-    "                                  pg_catalog.clock_timestamp()::text, true);\n"
-    "END\n"
-    "$pgstep$";
+    "    " LOCK_TRY_OR_RAISE(
+        "$1") "    IF $2 = 'V' THEN\n"
+              "        SELECT h.run_id INTO applied_by FROM %1$s.history h\n"
+              "            WHERE h.kind = 'V' AND h.version = $3;\n"
+              "    ELSE\n"
+              "        SELECT h.checksum, h.run_id INTO last_checksum, applied_by FROM "
+              "%1$s.history h\n"
+              "            WHERE h.kind = 'R' AND h.description = $4 ORDER BY h.id DESC LIMIT 1;\n"
+              "    END IF;\n"
+              "    IF FOUND AND ($2 = 'V' OR last_checksum = $5) THEN\n"
+              "        RAISE EXCEPTION 'pgstep: %% is already applied',\n"
+              "            CASE WHEN $2 = 'V' THEN 'version ' || $3 ELSE $4 END\n"
+              "            USING ERRCODE = '" HISTORY_SQLSTATE_APPLIED "',\n"
+              "                  DETAIL = '" HISTORY_APPLIED_BY "' || applied_by || '.';\n"
+              "    END IF;\n"
+              "    PERFORM pg_catalog.set_config('statement_timeout', $6, true),\n"
+              "            pg_catalog.set_config('lock_timeout', $7, true),\n"
+              "            pg_catalog.set_config('synchronous_commit', 'off', true),\n"
+              "            pg_catalog.set_config('pgstep.step_started',\n"
+              "                                  pg_catalog.clock_timestamp()::text, true);\n"
+              "END\n"
+              "$pgstep$";
 
 static const char history_create_end[] =
     "CREATE OR REPLACE FUNCTION %1$s." HISTORY_END_SIGNATURE
@@ -380,8 +377,7 @@ static bool history_collect(conn *c, const stepset *set, history *h, char **fact
         else if (!history_load_rows(h, reply.rows))
             ok = history_out_of_memory(err);
     }
-    if (ok)
-        conn_reply_clear(&reply);
+    conn_reply_clear(&reply);
     /* Whatever happened, consume the rest up to the sync point (or fail on a lost link). */
     if (!history_drain(c, ok ? err : &(pgstep_error){0}))
         return false;
@@ -451,28 +447,53 @@ bool history_read_run(conn *c, const history_sql *sql, const history_run *run, h
     return true;
 }
 
+/* Sends the creation as one pipeline: BEGIN, the lock (tried, or PGS01), each object, COMMIT. No
+ * transaction stays open between round trips, not even while another runner holds the lock. */
+static bool history_send_create(conn *c, const history_sql *sql, const history_run *run,
+                                pgstep_error *err)
+{
+    char *lock = history_format("DO $pgstep$ BEGIN\n    " LOCK_TRY_OR_RAISE("%1$s") "END $pgstep$",
+                                run->lock_key);
+    bool ok = lock && conn_pipeline_enter(c, err) && conn_pipeline_begin(c, err) &&
+              conn_pipeline_send(c, lock, 0, NULL, err);
+
+    if (!lock)
+        ok = history_out_of_memory(err);
+    for (int i = 0; ok && i < HISTORY_CREATE_COUNT; i++)
+        ok = conn_pipeline_send(c, sql->create[i], 0, NULL, err);
+    free(lock);
+    return ok && conn_pipeline_commit(c, err) && conn_pipeline_sync(c, err);
+}
+
 bool history_create(conn *c, const history_sql *sql, const history_run *run, bool *busy,
                     pgstep_error *err)
 {
-    bool locked = false;
-    bool ok = conn_query(c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL, err) &&
-              lock_try_transaction(c, run->lock_key, &locked, err);
+    bool ok = history_send_create(c, sql, run, err);
+    conn_reply reply;
 
-    for (int i = 0; ok && locked && i < HISTORY_CREATE_COUNT; i++) {
-        ok = conn_query(c, sql->create[i], 0, NULL, NULL, err);
-        if (!ok && !conn_is_broken(c))
-            error_hint(err, "pgstep could not create its history table.");
+    *busy = false;
+    /* BEGIN, the lock, the objects, COMMIT: the first failure names the outcome. */
+    for (int i = 0; ok && i < HISTORY_CREATE_COUNT + 3; i++) {
+        if (!history_next_ok(c, &reply, err)) {
+            *busy = i == 1 && strcmp(err->sqlstate, LOCK_SQLSTATE_BUSY) == 0;
+            if (*busy)
+                error_clear(err);
+            else if (err->exit_code == PGSTEP_EXIT_STEP_FAILED)
+                error_hint(err, "pgstep could not create its history table.");
+            ok = *busy;
+            break;
+        }
+        conn_reply_clear(&reply);
     }
-    *busy = ok && !locked;
-    if (ok && locked)
-        return conn_query(c, "COMMIT", 0, NULL, NULL, err);
     if (!conn_is_broken(c)) {
         pgstep_error ignored;
 
         error_clear(&ignored);
-        conn_end_transaction(c, ok ? err : &ignored);
+        if (!history_drain(c, ok ? err : &ignored) || !conn_pipeline_exit(c, ok ? err : &ignored) ||
+            !conn_end_transaction(c, ok ? err : &ignored))
+            ok = false;
     }
-    return ok && !error_is_set(err);
+    return ok;
 }
 
 /* The kind and version of step s as history rows hold them. */
@@ -503,7 +524,7 @@ history_begin history_step_begin_outcome(const history_run *run, const conn_repl
         return HISTORY_BEGIN_OK;
     if (reply->kind != CONN_REPLY_ERROR)
         return HISTORY_BEGIN_FAILED;
-    if (strcmp(e->sqlstate, HISTORY_SQLSTATE_LOCK_BUSY) == 0)
+    if (strcmp(e->sqlstate, LOCK_SQLSTATE_BUSY) == 0)
         return HISTORY_BEGIN_LOCK_BUSY;
     if (strcmp(e->sqlstate, HISTORY_SQLSTATE_APPLIED) != 0)
         return HISTORY_BEGIN_FAILED;

@@ -56,19 +56,6 @@ static bool lock_true(const conn_rows *rows)
     return v && strcmp(v, "t") == 0;
 }
 
-bool lock_try_transaction(conn *c, const char *key, bool *locked, pgstep_error *err)
-{
-    const char *params[] = {key};
-    conn_rows *rows;
-
-    if (!conn_query(c, "SELECT pg_catalog.pg_try_advisory_xact_lock($1::bigint)", 1, params, &rows,
-                    err))
-        return false;
-    *locked = lock_true(rows);
-    conn_rows_free(rows);
-    return true;
-}
-
 bool lock_session_take(conn *c, const char *key, keepalive in_effect, bool *locked,
                        char **tightened, pgstep_error *err)
 {

@@ -30,8 +30,9 @@ void progress_step(progress *p, const char *file)
     p->next_ms = p->started_ms + PROGRESS_EVERY_MS;
 }
 
-/* The second connection, opened on first need; NULL (once, with a debug line) if it cannot be. */
-static conn *progress_side(progress *p)
+/* The second connection, to the server c is on, opened on first need; NULL (once, with a debug
+ * line) if it cannot be. */
+static conn *progress_side(progress *p, const conn *c)
 {
     pgstep_error err;
     conn_failure why;
@@ -41,8 +42,8 @@ static conn *progress_side(progress *p)
         return p->side;
     error_clear(&err);
     if (!p->cfg->password_file || secret_read_file(p->cfg->password_file, &password, &err))
-        p->side = conn_open(p->cfg, password, backoff_now_ms() + 1000LL * p->cfg->connect_timeout,
-                            &why, &err);
+        p->side = conn_open_beside(c, p->cfg, password,
+                                   backoff_now_ms() + 1000LL * p->cfg->connect_timeout, &why, &err);
     secret_free(password);
     if (!p->side) {
         p->side_failed = true;
@@ -71,7 +72,7 @@ static void progress_blockers(const activity *a, char *out, size_t size)
 static void progress_report(progress *p, conn *c)
 {
     long long elapsed_s = (backoff_now_ms() - p->started_ms) / 1000;
-    conn *side = progress_side(p);
+    conn *side = progress_side(p, c);
     activity a;
     pgstep_error err;
     char blockers[1024];

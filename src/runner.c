@@ -166,9 +166,19 @@ static bool runner_connect(run *r, size_t i, pgstep_error *err)
         return false;
     if (!first || r->ntargets < 2)
         return true;
-    return database_wait(r->c, r->cfg->databases + 1, r->ntargets - 1,
-                         r->cfg->wait_timeout ? r->start_ms + 1000LL * r->cfg->wait_timeout : 0,
-                         err);
+    /* A primary that restarts meanwhile (a restore, a promotion) is waited for again. */
+    while (!database_wait(r->c, r->cfg->databases + 1, r->ntargets - 1,
+                          r->cfg->wait_timeout ? r->start_ms + 1000LL * r->cfg->wait_timeout : 0,
+                          err)) {
+        if (!conn_is_broken(r->c) || err->exit_code != PGSTEP_EXIT_TEMPFAIL)
+            return false;
+        conn_close(r->c);
+        r->c = NULL;
+        error_clear(err);
+        if (!primary_wait(&cfg, &r->c, err))
+            return false;
+    }
+    return true;
 }
 
 /* Loads every step set, connects and plans each database; the common first half of apply and

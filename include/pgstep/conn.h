@@ -33,6 +33,11 @@ typedef enum conn_failure {
 conn *conn_open(const pgstep_config *cfg, const char *password, int64_t deadline_ms,
                 conn_failure *failure, pgstep_error *err);
 
+/* conn_open to the very server beside is connected to (its host, address and port), whatever
+ * other hosts the connection string names. */
+conn *conn_open_beside(const conn *beside, const pgstep_config *cfg, const char *password,
+                       int64_t deadline_ms, conn_failure *failure, pgstep_error *err);
+
 /* Cancels any running query, then closes; NULL is fine. */
 void conn_close(conn *c);
 

@@ -13,11 +13,19 @@
 /* Room for the key as decimal text. */
 #define LOCK_KEY_TEXT 24
 
+/* SQLSTATE raised when another runner holds the lock. */
+#define LOCK_SQLSTATE_BUSY "PGS01"
+
+/* PL/pgSQL statements that take the transaction-level lock whose key is the SQL expression KEY,
+ * or raise LOCK_SQLSTATE_BUSY: no transaction ever waits for it. A printf format (its %%). */
+#define LOCK_TRY_OR_RAISE(key)                                                                     \
+    "IF NOT pg_catalog.pg_try_advisory_xact_lock(" key ") THEN\n"                                  \
+    "        RAISE EXCEPTION 'pgstep: advisory lock %% is held by another runner', " key "\n"      \
+    "            USING ERRCODE = '" LOCK_SQLSTATE_BUSY "';\n"                                      \
+    "    END IF;\n"
+
 /* The key derived from name, as decimal text. */
 void lock_key(const char *name, char out[LOCK_KEY_TEXT]);
-
-/* Tries the transaction-level lock in the open transaction. */
-bool lock_try_transaction(conn *c, const char *key, bool *locked, pgstep_error *err);
 
 /* Tries the session-level lock. While it is held, the server's side of the session gets the
  * keepalives in_effect on pgstep's side wherever its own are looser: a backend whose client
