@@ -18,6 +18,6 @@ wait: { timeout = 60; };
 CONF
 t_wait_in_background "$T_DIR/pgstep.conf"
 t_still_waiting "server is in recovery"
-pg_as_owner "$PG_BINDIR/pg_ctl" -D "$work/standby" -w promote >/dev/null
+pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$work/standby" -w promote >/dev/null
 t_ready_within 1000
 t_ok "promotion noticed ${T_NOTICED_MS} ms after pg_ctl promote returned"
