@@ -36,6 +36,7 @@ done
 printf 'SELECT 1 / 0;\n' >"$T_DIR/steps/V35__fails.sql"
 t_run 1 -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply
 t_stderr_has 'V35__fails.sql'
+t_stderr_lacks 'could not flush'
 [ "$(sql 'SELECT count(*) FROM pgstep.history')" = 34 ] || t_fail "the four steps before the failure are not recorded"
 [ "$(flushed)" = t ] || t_fail "after a failed apply the WAL of the steps it committed is not flushed"
 t_ok "commits are flushed once per batch, and before apply exits"

@@ -53,7 +53,7 @@ t_stderr_has 'error: primary not ready after 2 s: server is in recovery'
 [ "$(history_dump "$copy_port")" = "$before" ] || t_fail "the standby's history differs"
 
 # Promoted: nothing to apply, history unchanged.
-pg_as_owner "$PG_BINDIR/pg_ctl" -D "$work/copy" -w promote >/dev/null
+pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$work/copy" -w promote >/dev/null
 conf "$T_DIR/copy.conf" "$copy_port" 30
 t_run 0 -c "$T_DIR/copy.conf" -d "$T_DIR/steps" apply
 t_stderr_has 'nothing to apply: 4 steps already applied'

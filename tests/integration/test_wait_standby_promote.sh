@@ -19,7 +19,7 @@ wait: { timeout = 60; };
 CONF
 t_wait_in_background "$T_DIR/pgstep.conf"
 t_still_waiting "server is in recovery"
-pg_as_owner "$PG_BINDIR/pg_ctl" -D "$work/standby" -w promote >/dev/null
+pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$work/standby" -w promote >/dev/null
 t_ready_within 1000
 noticed=$T_NOTICED_MS
 

@@ -3,7 +3,11 @@
 # unprivileged user (PostgreSQL refuses root), with scram-sha-256 password authentication over
 # TCP only. Source this file; every function fails loudly.
 
+# PG_BINDIR: Debian's PostgreSQL, whose client tools (psql, pg_basebackup) every test uses.
+# PG_SERVER_BINDIR: the server binaries (initdb, pg_ctl, postgres) of the servers tests start:
+# Debian's, or another major version's from $PGSTEP_TEST_PG_BINDIR (tests/versions).
 PG_BINDIR=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+PG_SERVER_BINDIR=${PGSTEP_TEST_PG_BINDIR:-$PG_BINDIR}
 PG_SUPERUSER_PASSWORD=${PG_SUPERUSER_PASSWORD:-pgstep-test-superuser}
 PG_OWNER=postgres
 
@@ -12,7 +16,9 @@ pg_die() {
     exit 1
 }
 
-[ -x "$PG_BINDIR/initdb" ] || pg_die "no PostgreSQL server binaries found under /usr/lib/postgresql"
+[ -x "$PG_BINDIR/psql" ] || pg_die "no PostgreSQL client tools found under /usr/lib/postgresql"
+[ -x "$PG_SERVER_BINDIR/initdb" ] ||
+    pg_die "no PostgreSQL server binaries in $PG_SERVER_BINDIR (run tests/versions/install-servers.sh)"
 
 # Runs a command as the server's owner: postgres when we are root, ourselves otherwise.
 pg_as_owner() {
@@ -57,7 +63,7 @@ pg_init() {
     pwfile=$(mktemp) || pg_die "mktemp failed"
     printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$pwfile"
     chmod 644 "$pwfile"
-    pg_as_owner "$PG_BINDIR/initdb" -D "$data" -U postgres --auth=scram-sha-256 \
+    pg_as_owner "$PG_SERVER_BINDIR/initdb" -D "$data" -U postgres --auth=scram-sha-256 \
         --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 >"$data.initdb.log" 2>&1 ||
         { rm -f "$pwfile"; cat "$data.initdb.log" >&2; pg_die "initdb failed in $data"; }
     rm -f "$pwfile"
@@ -101,7 +107,7 @@ pg_discard() {
 # pg_start DATADIR: start and wait until it accepts connections.
 pg_start() {
     local data=$1
-    pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null ||
+    pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null ||
         { cat "$data/server.log" >&2; pg_die "server in $data did not start"; }
 }
 
@@ -109,17 +115,64 @@ pg_start() {
 pg_stop() {
     local data=$1
     [ -f "$data/postmaster.pid" ] || return 0
-    pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+    pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+        pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
 }
 
 # pg_standby PRIMARY_PORT DATADIR PORT: a streaming hot standby of the server on PRIMARY_PORT.
+# Debian's pg_basebackup refuses servers of a newer major version; of those, a low-level base
+# backup is taken instead.
 pg_standby() {
-    local primary_port=$1 data=$2 port=$3
-    pg_as_owner env PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BINDIR/pg_basebackup" \
-        -h 127.0.0.1 -p "$primary_port" -U postgres -D "$data" -R -X stream -c fast \
-        >"$data.basebackup.log" 2>&1 || { cat "$data.basebackup.log" >&2; pg_die "pg_basebackup failed"; }
+    local primary_port=$1 data=$2 port=$3 server_major client_major
+    server_major=$(pg_psql "$primary_port" postgres -c 'SHOW server_version_num')
+    server_major=$((server_major / 10000))
+    client_major=$("$PG_BINDIR/pg_basebackup" --version | sed -E 's/.* ([0-9]+)[.0-9]*.*$/\1/')
+    if [ "$server_major" -le "$client_major" ]; then
+        pg_as_owner env PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BINDIR/pg_basebackup" \
+            -h 127.0.0.1 -p "$primary_port" -U postgres -D "$data" -R -X stream -c fast \
+            >"$data.basebackup.log" 2>&1 || { cat "$data.basebackup.log" >&2; pg_die "pg_basebackup failed"; }
+    else
+        echo "standby of PostgreSQL $server_major by a low-level base backup (pg_basebackup $client_major refuses newer servers)"
+        pg_low_level_backup "$primary_port" "$data"
+    fi
     pg_as_owner sed -i "s/^port = .*/port = $port/" "$data/postgresql.conf"
+}
+
+# pg_low_level_backup PRIMARY_PORT DATADIR: what pg_basebackup -R -X fetch does, by hand: in one
+# session, pg_backup_start, a copy of the data directory, pg_backup_stop (its label becomes
+# backup_label), then the WAL written meanwhile, standby.signal and primary_conninfo. The
+# primary's data directory must be readable here (it is: these servers are local).
+pg_low_level_backup() {
+    local primary_port=$1 data=$2 src
+    src=$(pg_psql "$primary_port" postgres -c 'SHOW data_directory')
+    pg_as_owner mkdir -m 700 "$data"
+    rm -f "$data.copied" "$data.label"
+    # tar as the data's owner, so the copy is the owner's too; "file changed as we read it"
+    # (exit 1) is what a base backup expects, and WAL replay repairs.
+    pg_psql "$primary_port" postgres >"$data.basebackup.log" 2>&1 <<SQL ||
+SELECT pg_backup_start('pgstep-test-standby', true);
+\! $(pg_owner_command) tar -C '$src' -cf - --warning=no-file-changed --warning=no-file-removed --exclude=./postmaster.pid --exclude=./postmaster.opts --exclude=./server.log --exclude='./pg_wal/*' --exclude='./pg_replslot/*' . | $(pg_owner_command) tar -C '$data' -xf - && touch '$data.copied'
+\o '$data.label'
+SELECT labelfile FROM pg_backup_stop(false);
+\o
+SQL
+        { cat "$data.basebackup.log" >&2; pg_die "low-level base backup failed"; }
+    [ -f "$data.copied" ] && [ -s "$data.label" ] ||
+        { cat "$data.basebackup.log" >&2; pg_die "low-level base backup: the copy of $src failed"; }
+    pg_as_owner tee "$data/backup_label" >/dev/null <"$data.label"
+    rm -f "$data.copied" "$data.label"
+    { pg_as_owner tar -C "$src/pg_wal" -cf - --warning=no-file-changed --exclude=./archive_status \
+        --exclude=./summaries . || [ $? = 1 ]; } |
+        pg_as_owner tar -C "$data/pg_wal" -xf - || pg_die "could not copy the WAL of $src"
+    pg_as_owner touch "$data/standby.signal"
+    pg_as_owner tee -a "$data/postgresql.auto.conf" >/dev/null <<CONF
+primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres password=$PG_SUPERUSER_PASSWORD'
+CONF
+}
+
+# The prefix that makes a shell command line run as the server's owner (see pg_as_owner).
+pg_owner_command() {
+    [ "$(id -u)" != 0 ] || echo "runuser -u $PG_OWNER --"
 }
 
 # pg_psql PORT DBNAME [psql args...]: psql as the superuser, unaligned, quiet, stop on error.

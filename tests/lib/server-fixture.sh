@@ -21,6 +21,13 @@ start)
     port=$(pg_free_port)
     pg_init "$data" "$port"
     pg_start "$data"
+    version=$(pg_psql "$port" postgres -c 'SELECT version()')
+    major=$(($(pg_psql "$port" postgres -c 'SHOW server_version_num') / 10000))
+    # A matrix run names the major version it wants: never test another one by mistake.
+    if [ -n "${PGSTEP_TEST_PG_VERSION:-}" ] && [ "$major" != "$PGSTEP_TEST_PG_VERSION" ]; then
+        pg_stop "$data"
+        pg_die "expected PostgreSQL $PGSTEP_TEST_PG_VERSION from $PG_SERVER_BINDIR, got: $version"
+    fi
     printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$state/password"
     chmod 600 "$state/password"
     cat >"$state/env" <<ENV
@@ -28,8 +35,10 @@ PGSTEP_TEST_HOST=127.0.0.1
 PGSTEP_TEST_PORT=$port
 PGSTEP_TEST_PASSFILE=$state/password
 PGSTEP_TEST_DATA=$data
+PGSTEP_TEST_SERVER_MAJOR=$major
+PGSTEP_TEST_SERVER_VERSION=$(printf '%q' "$version")
 ENV
-    echo "test server on 127.0.0.1:$port ($data)"
+    echo "test server on 127.0.0.1:$port ($data): $version"
     ;;
 stop)
     [ -f "$state/env" ] || exit 0

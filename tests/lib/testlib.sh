@@ -26,15 +26,18 @@ trap t_cleanup EXIT
 # t_on_exit COMMAND: run COMMAND when the test ends, pass or fail (last registered runs first).
 t_on_exit() { T_CLEANUPS+=("$1"); }
 
+# Every test says which server it runs against, and a failure names its major version.
+echo "server: $PGSTEP_TEST_SERVER_VERSION"
+
 t_fail() {
-    echo "FAIL [$T_NAME] $*" >&2
+    echo "FAIL [$T_NAME, PostgreSQL $PGSTEP_TEST_SERVER_MAJOR] $*" >&2
     for f in "$T_DIR/stdout" "$T_DIR/stderr"; do
         [ -s "$f" ] && { echo "--- $(basename "$f"):" >&2; tail -n 40 "$f" >&2; }
     done
     exit 1
 }
 
-t_ok() { echo "ok [$T_NAME] $*"; }
+t_ok() { echo "ok [$T_NAME, PostgreSQL $PGSTEP_TEST_SERVER_MAJOR] $*"; }
 
 # t_psql DB SQL: run SQL on the shared server as the superuser, print the result.
 t_psql() { pg_psql "$PGSTEP_TEST_PORT" "$1" -c "$2"; }
