@@ -313,7 +313,7 @@ wait_latency() {
         began=$EPOCHREALTIME
         waiter "$bin" "$standby_port" promote
         settle
-        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$lat/standby" -w promote >/dev/null
+        pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$lat/standby" -w promote >/dev/null
         promoted=$EPOCHREALTIME
         wait "$waiter_pid"
         ended=$(exited promote)

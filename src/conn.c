@@ -470,8 +470,12 @@ static int conn_wait_result(conn *c, int64_t until_ms, pgstep_error *err)
         short events = POLLIN;
         int ready;
 
-        if (unsent < 0 || !PQconsumeInput(c->pg))
+        if (unsent < 0)
             return conn_lost(c, err), -1;
+        /* What arrived before the connection closed is read first: a reply in hand (an error
+         * saying why, a COPY that explains the close) is never lost to the close itself. */
+        if (!PQconsumeInput(c->pg))
+            return PQisBusy(c->pg) ? (conn_lost(c, err), -1) : 1;
         if (!PQisBusy(c->pg))
             return give_up && interrupt_check(err) ? -1 : 1;
         if (unsent > 0)

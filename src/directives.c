@@ -3,6 +3,7 @@
  * directive. Problems go to the caller's callback as they are found, so every one is reported. */
 #include "pgstep/directives.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,17 +250,35 @@ void directives_check_transaction_control(const char *sql, const lexer_statement
     }
 }
 
-/* Whether the word at s[i] is keyword as a whole word: after white space or ')', before white
- * space, ';', '(' or the end. Inside a quoted path ('/dev/stdin') it is not. */
-static bool copy_keyword_at(const char *s, size_t len, size_t i, const char *keyword)
+/* The words of a COPY statement outside comments and quotes, one at a time: *pos moves past the
+ * word (empty when none is left). Quoted text ('/dev/stdin', "stdin") is passed over whole. */
+static void copy_next_word(const char *s, size_t len, size_t *pos, char *word, size_t size)
 {
-    size_t n = strlen(keyword);
+    size_t i = *pos;
 
-    if (i + n > len || strncasecmp(s + i, keyword, n) != 0)
-        return false;
-    if (i > 0 && !strchr(" \t\n\r\f)", s[i - 1]))
-        return false;
-    return i + n == len || strchr(" \t\n\r\f;(", s[i + n]);
+    word[0] = '\0';
+    while ((i = lexer_skip_blank(s, len, i)) < len) {
+        char c = s[i];
+
+        if (c == '\'' || c == '"') {
+            for (i++; i < len && s[i] != c; i++)
+                ;
+            i++;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
+            size_t start = i;
+
+            while (i < len && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '$'))
+                i++;
+            if (i - start < size) {
+                memcpy(word, s + start, i - start);
+                word[i - start] = '\0';
+            }
+            break;
+        } else {
+            i++;
+        }
+    }
+    *pos = i;
 }
 
 void directives_check_copy(const char *sql, const lexer_statement *statements, size_t nstatements,
@@ -276,10 +295,13 @@ void directives_check_copy(const char *sql, const lexer_statement *statements, s
         next_word(stmt, len, &pos, first, sizeof(first));
         if (strcasecmp(first, "copy") != 0)
             continue;
-        for (size_t i = pos; i < len; i++) {
-            bool in = copy_keyword_at(stmt, len, i, "stdin");
+        while (pos < len) {
+            char word[8];
+            bool in;
 
-            if (in || copy_keyword_at(stmt, len, i, "stdout")) {
+            copy_next_word(stmt, len, &pos, word, sizeof(word));
+            in = strcasecmp(word, "stdin") == 0;
+            if (in || strcasecmp(word, "stdout") == 0) {
                 directives_problem(&r, statements[k].line,
                                    "Put the data in the SQL itself, or COPY from a file on the "
                                    "server.",

@@ -36,7 +36,7 @@ sed "s/port=$standby_port/port=$standby2_port/" "$T_DIR/pgstep.conf" >"$T_DIR/ap
 T_BG_PID=$!
 t_on_exit "kill $T_BG_PID 2>/dev/null"
 t_still_waiting "server is in recovery"
-pg_as_owner "$PG_BINDIR/pg_ctl" -D "$work/standby2" -w promote >/dev/null
+pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$work/standby2" -w promote >/dev/null
 t_ready_within 5000
 t_stderr_has 'applied 1 step'
 [ "$(pg_psql "$standby2_port" postgres -c 'SELECT count(*) FROM pgstep.history')" = 1 ] ||

@@ -161,6 +161,17 @@ SQL
         { cat "$data.basebackup.log" >&2; pg_die "low-level base backup: the copy of $src failed"; }
     pg_as_owner tee "$data/backup_label" >/dev/null <"$data.label"
     rm -f "$data.copied" "$data.label"
+    # pg_control is rewritten in place at every checkpoint, so the copy above may have read half
+    # of a write (the standby then refuses it as corrupt): copy it again until two reads agree.
+    local tries
+    for tries in 1 2 3 4 5 6 7 8 9 10; do
+        pg_as_owner cp "$src/global/pg_control" "$data/global/pg_control.a"
+        pg_as_owner cp "$src/global/pg_control" "$data/global/pg_control.b"
+        cmp -s "$data/global/pg_control.a" "$data/global/pg_control.b" && break
+        [ "$tries" = 10 ] && pg_die "pg_control of $src kept changing while it was copied"
+    done
+    pg_as_owner mv "$data/global/pg_control.a" "$data/global/pg_control"
+    pg_as_owner rm -f "$data/global/pg_control.b"
     { pg_as_owner tar -C "$src/pg_wal" -cf - --warning=no-file-changed --exclude=./archive_status \
         --exclude=./summaries . || [ $? = 1 ]; } |
         pg_as_owner tar -C "$data/pg_wal" -xf - || pg_die "could not copy the WAL of $src"
