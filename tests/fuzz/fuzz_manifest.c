@@ -1,12 +1,14 @@
 /* Fuzzes the manifest parser, manifest_parse, on the input as pgstep.sum. Checks: a manifest that
  * parses lists its names in strict strcmp order with 64-hex-digit hashes, finds each of them, and
  * is exactly the text manifest_format writes for its entries; one that does not parse names a line
- * and a reason. */
+ * and a reason. Each input is parsed once as it is, and once with the closing line that matches
+ * it appended, so that mutated entries reach the end of the parse too. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "pgstep/checksum.h"
 #include "pgstep/manifest.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -39,9 +41,8 @@ static void check_manifest(const manifest *m, const char *text, size_t len)
     free(names);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void parse_and_check(const char *text, size_t size)
 {
-    const char *text = (const char *)data;
     manifest *m = NULL;
     char why[256] = "";
     int line = -1;
@@ -52,5 +53,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(m == NULL && line >= 0 && why[0] != '\0');
     }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t closed_len = size + strlen("sum ") + CHECKSUM_HEX_LEN + 1;
+    char *closed = malloc(closed_len);
+
+    FUZZ_CHECK(closed != NULL);
+    parse_and_check((const char *)data, size);
+    memcpy(closed, data, size);
+    memcpy(closed + size, "sum ", strlen("sum "));
+    checksum_bytes(data, size, closed + size + strlen("sum "));
+    closed[closed_len - 1] = '\n';
+    parse_and_check(closed, closed_len);
+    free(closed);
     return 0;
 }

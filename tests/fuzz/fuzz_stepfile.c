@@ -63,18 +63,23 @@ static void check_step(const step *s)
     FUZZ_CHECK(!s->rerun_query || s->kind == STEP_REPEATABLE);
 }
 
-/* The reader alone: CRLF read as LF, nothing longer than the file. */
-static void check_read(const char *dir, const char *name, size_t size)
+/* The reader alone: each CRLF read as LF (a CR before it stays), every line kept. */
+static void check_read(const char *dir, const char *name, const char *content, size_t size)
 {
     stepfile_error ferr;
     char sum[CHECKSUM_HEX_LEN + 1];
     char *text = NULL;
-    size_t len = 0;
+    size_t len = 0, crlf = 0, lf_in = 0, lf_out = 0;
 
     if (stepfile_read(dir, real_dir, name, &text, &len, sum, &ferr)) {
-        FUZZ_CHECK(len <= size && text[len] == '\0' && strlen(text) == len);
-        for (size_t i = 0; i + 1 < len; i++)
-            FUZZ_CHECK(!(text[i] == '\r' && text[i + 1] == '\n'));
+        for (size_t i = 0; i < size; i++) {
+            crlf += content[i] == '\r' && i + 1 < size && content[i + 1] == '\n';
+            lf_in += content[i] == '\n';
+        }
+        for (size_t i = 0; i < len; i++)
+            lf_out += text[i] == '\n';
+        FUZZ_CHECK(len == size - crlf && text[len] == '\0' && strlen(text) == len);
+        FUZZ_CHECK(lf_out == lf_in);
         FUZZ_CHECK(is_hex64(sum));
         free(text);
     } else {
@@ -103,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(name + nlen, ".sql", sizeof(".sql"));
     path = fuzz_write_file(dir, name, content, clen);
 
-    check_read(dir, name, clen);
+    check_read(dir, name, content, clen);
     error_clear(&err);
     if (stepset_load(dir, variables, &set, &err)) {
         FUZZ_CHECK(stepset_count(set) == 1);

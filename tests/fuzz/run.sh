@@ -20,6 +20,8 @@ cmake --build "$build" -j"$(nproc)" >/dev/null
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/pgstep-fuzz-run.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
+# Leaks in libconfig itself, not pgstep's, are listed in lsan.supp.
+export LSAN_OPTIONS=suppressions=$root/tests/fuzz/lsan.supp
 findings=$build/findings
 mkdir -p "$findings"
 
