@@ -2,7 +2,8 @@
 # The whole test suite under ctest, against real PostgreSQL servers (and a real DocumentDB for
 # the shipped step set): once in a plain build, once built with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and the packaging tests once more with the fully static binary
-# that the container image ships, and with the image itself, built and run with podman.
+# that the container image ships, and with the image itself, built and run with podman. Last,
+# each libFuzzer target runs for PGSTEP_FUZZ_SECONDS (default 60).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,3 +31,4 @@ run_suite() {
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPGSTEP_SANITIZE=ON
 run_suite build-static -DCMAKE_BUILD_TYPE=Release -DPGSTEP_STATIC=ON -- -L container
+tests/fuzz/run.sh "${PGSTEP_FUZZ_SECONDS:-60}"
