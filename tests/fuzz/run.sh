@@ -34,9 +34,10 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     # The targets' own output (the step set's log lines) is dropped; libFuzzer's and the
     # sanitizers' reports, with the line of a failed property in their stack, are kept. The config
-    # target follows @include paths from its working directory, the scratch one.
+    # target follows @include paths from its working directory, the scratch one; the targets'
+    # scratch files go there too, also when a finding stops them.
     if ! (cd "$scratch/$t/work" &&
-          "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+          TMPDIR="$scratch/$t" "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
               -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$t-" \
               "$scratch/$t/corpus" 2>"$scratch/$t/log"); then
         tail -n 60 "$scratch/$t/log" >&2
