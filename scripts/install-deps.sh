@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-    build-essential cmake pkg-config
+    build-essential cmake pkg-config clang libclang-rt-14-dev
     libpq-dev libconfig-dev libsodium-dev libcmocka-dev
     postgresql-15 postgresql-client-15
     pgbouncer valgrind python3 python3-yaml file clang-format shellcheck nftables

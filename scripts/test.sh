@@ -3,7 +3,8 @@
 # the shipped step set): once in a plain build, with the server-dependent tests run again
 # against PostgreSQL 14, 15, 16, 17 and 18 (the matrix), once built with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and the packaging tests once more with the fully static binary
-# that the container image ships, and with the image itself, built and run with podman.
+# that the container image ships, and with the image itself, built and run with podman. Last,
+# each libFuzzer target runs for PGSTEP_FUZZ_SECONDS (default 60).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -39,3 +40,4 @@ echo "== build: the matrix"
 # covered by the plain build's matrix.
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DPGSTEP_SANITIZE=ON -DPGSTEP_TEST_PG_VERSIONS=
 run_suite build-static -DCMAKE_BUILD_TYPE=Release -DPGSTEP_STATIC=ON -- -L container
+tests/fuzz/run.sh "${PGSTEP_FUZZ_SECONDS:-60}"

@@ -280,16 +280,15 @@ static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err)
             }
             skip_blank(f);
             if (f->pos < f->len && (f->text[f->pos] == '=' || f->text[f->pos] == ':')) {
-                const char *value;
-
                 if (++scan->settings > CONFIG_SCAN_MAX_SETTINGS)
                     return scan_fail(err, f, name_line,
                                      "the configuration holds more than %d settings",
                                      CONFIG_SCAN_MAX_SETTINGS);
                 f->pos++;
                 skip_blank(f);
-                value = f->text + f->pos;
-                if (f->pos < f->len && *value == '{' && scan->braces == 0)
+                /* A top-level name is the group that a '{' opens, here or in an @included
+                 * file. */
+                if (scan->braces == 0)
                     snprintf(scan->group, sizeof(scan->group), "%.*s", (int)nlen, name);
                 if (!scan_number(scan, f, name, nlen, name_line))
                     return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
@@ -301,6 +300,9 @@ static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err)
                 scan->group[0] = '\0';
             f->pos++;
         }
+        /* A name, its value or a string may end a line too ("connection =" before an
+         * @include of the group's body): the next line is then checked for an @include. */
+        line_start = f->line != line;
     }
     return true;
 }

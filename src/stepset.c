@@ -120,14 +120,16 @@ static bool has_suffix(const char *name, const char *suffix, bool ignore_case)
     return ignore_case ? strcasecmp(name + n - s, suffix) == 0 : strcmp(name + n - s, suffix) == 0;
 }
 
-/* Parses V<version>__<description>.sql or R__<description>.sql; on a bad name returns why. */
-static const char *parse_step_name(const char *name, step_kind *kind, long long *version,
-                                   size_t *desc_start)
+const char *stepset_parse_name(const char *name, step_kind *kind, long long *version,
+                               size_t *desc_start)
 {
-    size_t base = strlen(name) - strlen(STEPSET_SUFFIX);
+    size_t base;
     size_t i = 1;
     long long v = 0;
 
+    if (!has_suffix(name, STEPSET_SUFFIX, false))
+        return "";
+    base = strlen(name) - strlen(STEPSET_SUFFIX);
     if (strncmp(name, "R__", 3) == 0) {
         *kind = STEP_REPEATABLE;
         *version = 0;
@@ -402,7 +404,7 @@ static void load_all(loader *ld, char **files, size_t nfiles, stepset *set)
     }
     for (size_t i = 0; i < nfiles; i++) {
         const char *why =
-            parse_step_name(files[i], &names[i].kind, &names[i].version, &desc_starts[i]);
+            stepset_parse_name(files[i], &names[i].kind, &names[i].version, &desc_starts[i]);
         char shown[256];
 
         names[i].file_name = files[i];

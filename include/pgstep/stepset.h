@@ -39,6 +39,12 @@ typedef struct stepset stepset;
 int step_order(step_kind ka, long long va, const char *da, step_kind kb, long long vb,
                const char *db);
 
+/* Parses a step file name, V<version>__<description>.sql or R__<description>.sql, into its kind,
+ * version (0 for repeatable steps) and the offset of its description. Returns NULL for a step
+ * name; else why it is not one, or "" for a name that is no step name at all. */
+const char *stepset_parse_name(const char *name, step_kind *kind, long long *version,
+                               size_t *desc_start);
+
 /* Reads dir (not recursively) and validates every .sql file in it; other files are ignored.
  * Every problem is logged on its own line naming the file and line; if there was any, returns
  * false with err set to PGSTEP_EXIT_STEPSET. Steps are ordered: versioned by version, then

@@ -219,6 +219,30 @@ static void test_invalid_file_names_are_errors(void **state)
     assert_log_contains(f, "the description is empty");
 }
 
+static void test_parse_name_says_kind_version_and_description(void **state)
+{
+    step_kind kind;
+    long long version;
+    size_t desc;
+
+    (void)state;
+    assert_null(stepset_parse_name("V007__bond.sql", &kind, &version, &desc));
+    assert_int_equal(kind, STEP_VERSIONED);
+    assert_int_equal(version, 7);
+    assert_int_equal(desc, 6);
+    assert_null(stepset_parse_name("R__views.sql", &kind, &version, &desc));
+    assert_int_equal(kind, STEP_REPEATABLE);
+    assert_int_equal(version, 0);
+    assert_int_equal(desc, 3);
+    assert_string_equal(stepset_parse_name("V1__.sql", &kind, &version, &desc),
+                        "the description is empty");
+    assert_string_equal(stepset_parse_name("v1__x.sql", &kind, &version, &desc), "");
+    /* Only a name ending in .sql is a step's; a shorter one is read no further. */
+    assert_string_equal(stepset_parse_name("V1__x", &kind, &version, &desc), "");
+    assert_string_equal(stepset_parse_name("R__", &kind, &version, &desc), "");
+    assert_string_equal(stepset_parse_name("", &kind, &version, &desc), "");
+}
+
 static void test_duplicate_version_names_both_files(void **state)
 {
     fixture *f = *state;
@@ -692,6 +716,7 @@ int main(void)
         FIXTURE_TEST(test_missing_directory_is_an_error),
         FIXTURE_TEST(test_steps_are_ordered_versioned_then_repeatable),
         FIXTURE_TEST(test_version_allows_leading_zeros),
+        cmocka_unit_test(test_parse_name_says_kind_version_and_description),
         FIXTURE_TEST(test_invalid_file_names_are_errors),
         FIXTURE_TEST(test_duplicate_version_names_both_files),
         FIXTURE_TEST(test_uppercase_suffix_is_not_a_step_file),
