@@ -561,6 +561,14 @@ static int conn_get_result(conn *c, int64_t until_ms, PGresult **out, pgstep_err
     }
 }
 
+/* Whether an error result is libpq's own report of a connection that closed (no SQLSTATE, the
+ * connection gone), rather than the server's answer to the statement. */
+static bool conn_result_is_loss(const conn *c, const PGresult *res)
+{
+    return PQresultStatus(res) == PGRES_FATAL_ERROR && PQstatus(c->pg) == CONNECTION_BAD &&
+           !PQresultErrorField(res, PG_DIAG_SQLSTATE);
+}
+
 /* Fills err from an error result: message, detail, hint, sqlstate, position. */
 static void conn_result_error(const PGresult *res, int exit_code, pgstep_error *err)
 {
@@ -669,6 +677,10 @@ bool conn_query(conn *c, const char *sql, int nparams, const char *const *params
         PQclear(last);
         return conn_lost(c, err);
     }
+    if (conn_result_is_loss(c, last)) {
+        PQclear(last);
+        return conn_lost(c, err);
+    }
     if (PQresultStatus(last) != PGRES_TUPLES_OK && PQresultStatus(last) != PGRES_COMMAND_OK) {
         conn_result_error(last, PGSTEP_EXIT_STEP_FAILED, err);
         PQclear(last);
@@ -769,6 +781,11 @@ conn_wait conn_pipeline_next(conn *c, int64_t until_ms, conn_reply *reply, pgste
         reply->kind = CONN_REPLY_OK;
         break;
     default:
+        if (conn_result_is_loss(c, res)) {
+            PQclear(res);
+            conn_lost(c, err);
+            return CONN_WAIT_FAILED;
+        }
         reply->kind = CONN_REPLY_ERROR;
         conn_result_error(res, PGSTEP_EXIT_STEP_FAILED, &reply->error);
         break;
