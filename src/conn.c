@@ -240,6 +240,28 @@ static bool conn_reached(PGconn *pg)
     return status != CONNECTION_BAD && status != CONNECTION_STARTED && status != CONNECTION_NEEDED;
 }
 
+/* libpq's messages for a server whose certificate is not trusted (unknown CA, expired) or not
+ * for the host, a missing CA file, or a server without TLS where sslmode requires it. libpq
+ * gives no code for these; nothing clears them but a changed certificate or setting. */
+static bool conn_tls_failed(const char *msg)
+{
+    static const char *const signs[] = {
+        "SSL error: certificate verify failed",
+        "does not match host name",
+        "could not get server's host name from server certificate",
+        "server does not support SSL, but SSL was required",
+        "root certificate file",
+        "SSL certificate's name",
+        "SSL certificate's address",
+    };
+
+    for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
+        if (strstr(msg, signs[i]))
+            return true;
+    }
+    return false;
+}
+
 static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
                                   bool service, bool reached, int64_t attempt_end)
 {
@@ -250,6 +272,9 @@ static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const ch
         return CONN_FAIL_AUTH;
     if (interrupt_pending())
         return CONN_FAIL_INTERRUPTED;
+    /* The server answered, but not in a way TLS accepts: no ping needed to tell. */
+    if (reached && conn_tls_failed(PQerrorMessage(pg)))
+        return CONN_FAIL_TLS;
     /* No server was ever connected to (name not resolvable, refused, no route): nothing to ask,
      * and asking would double the connection attempts against a server that is down. Only
      * whether libpq accepts the options at all needs the ping, once. */
