@@ -121,6 +121,9 @@ static bool cli_parse_set(const char *arg, cli_options *opts, pgstep_error *err)
         return error_set(err, PGSTEP_EXIT_USAGE,
                          "invalid variable name in option -v/--set: a name is letters, digits "
                          "and underscores");
+    if (utf8_invalid_offset(eq + 1, strlen(eq + 1)) != strlen(eq + 1))
+        return error_set(err, PGSTEP_EXIT_USAGE,
+                         "invalid value in option -v/--set: it is not valid UTF-8");
     memcpy(name, arg, namelen);
     name[namelen] = '\0';
     if (!vars_set(opts->vars, name, eq + 1))
@@ -280,10 +283,13 @@ bool cli_parse(int argc, char **argv, cli_options *opts, pgstep_error *err)
             break;
         case 'q':
         case OPT_QUIET:
-            opts->verbosity = CLI_VERBOSITY_QUIET;
-            break;
         case OPT_VERBOSE:
-            opts->verbosity = CLI_VERBOSITY_VERBOSE;
+            /* Which of the two was meant cannot be told: the last one given is no answer. */
+            if (opts->verbosity != CLI_VERBOSITY_DEFAULT &&
+                opts->verbosity != (c == OPT_VERBOSE ? CLI_VERBOSITY_VERBOSE : CLI_VERBOSITY_QUIET))
+                return error_set(err, PGSTEP_EXIT_USAGE,
+                                 "options --quiet and --verbose cannot be used together");
+            opts->verbosity = c == OPT_VERBOSE ? CLI_VERBOSITY_VERBOSE : CLI_VERBOSITY_QUIET;
             break;
         case OPT_DRY_RUN:
             opts->dry_run = true;

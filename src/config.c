@@ -16,6 +16,7 @@
 #include "pgstep/config_scan.h"
 #include "pgstep/exitcode.h"
 #include "pgstep/interrupt.h"
+#include "pgstep/utf8.h"
 
 typedef enum config_type {
     CONFIG_STRING,
@@ -317,12 +318,22 @@ static bool config_read_variables(pgstep_config *cfg, const char *path, config_s
     for (int i = 0; i < n; i++) {
         config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
         const char *name = config_setting_name(s);
+        const char *value = config_setting_get_string(s); /* NULL unless a string */
+        const char *problem = NULL;
 
-        if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-            error_set(err, PGSTEP_EXIT_CONFIG, "expected a string");
+        /* The same rules as -v: a name no step can reference, or a value the server would
+         * refuse in the middle of an apply, is reported now. */
+        if (!value)
+            problem = "expected a string";
+        else if (!vars_name_valid(name, strlen(name)))
+            problem = "invalid variable name: a name is letters, digits and underscores";
+        else if (utf8_invalid_offset(value, strlen(value)) != strlen(value))
+            problem = "the value is not valid UTF-8";
+        if (problem) {
+            error_set(err, PGSTEP_EXIT_CONFIG, "%s", problem);
             return config_key_error(err, path, s, CONFIG_VARIABLES_GROUP, name);
         }
-        if (!vars_set(cfg->vars, name, config_setting_get_string(s)))
+        if (!vars_set(cfg->vars, name, value))
             return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");
     }
     return true;

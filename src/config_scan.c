@@ -46,6 +46,7 @@ typedef struct scan_file {
     size_t pos;
     int line;
     int depth;
+    int nul_line; /* where a string holds the escape \x00, 0 if none */
 } scan_file;
 
 static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err);
@@ -184,6 +185,10 @@ static bool scan_string(scan_file *f, char *out, size_t size)
 
         if (c == '\n')
             f->line++;
+        /* libconfig would end the string at the NUL, dropping the rest. */
+        if (c == '\\' && f->len - f->pos > 3 && memcmp(f->text + f->pos + 1, "x00", 3) == 0 &&
+            !f->nul_line)
+            f->nul_line = f->line;
         if (c == '\\' && f->pos + 1 < f->len)
             c = f->text[++f->pos];
         if (n + 1 < size)
@@ -251,7 +256,17 @@ static bool scan_number(config_scan *scan, scan_file *f, const char *name, size_
 
 static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err)
 {
+    const char *nul = memchr(f->text, '\0', f->len);
     bool line_start = true;
+
+    /* libconfig reads only up to a NUL byte, silently ignoring the rest of the file. */
+    if (nul) {
+        int line = 1;
+
+        for (const char *p = f->text; p < nul; p++)
+            line += *p == '\n';
+        return scan_fail(err, f, line, "the file holds a NUL byte");
+    }
 
     while (f->pos < f->len) {
         int line = f->line;
@@ -269,6 +284,9 @@ static bool scan_text(config_scan *scan, scan_file *f, pgstep_error *err)
             char ignored[2];
 
             scan_string(f, ignored, sizeof(ignored));
+            if (f->nul_line)
+                return scan_fail(err, f, f->nul_line,
+                                 "a string holds the escape \\x00, a NUL byte");
         } else if (is_name_start(c)) {
             const char *name = f->text + f->pos;
             int name_line = f->line;

@@ -75,28 +75,30 @@ static void conn_first_line(const char *msg, char *out, size_t size)
     out[len] = '\0';
 }
 
-/* libpq's parse errors quote fragments of the string, which may hold a password. */
-static void conn_redact_quoted(char *msg)
+/* libpq's parse errors quote fragments of the string, which may hold a password, and such a
+ * fragment may itself hold quotes and line ends. So everything from the first fragment's opening
+ * quote to the message's last quote, libpq's closing one, becomes "...", and only then is the
+ * first line taken, so that no cut leaves a fragment open. libpq's own quoted "=" and "]" before
+ * the fragment are kept. */
+static void conn_redact_quoted(const char *msg, char *out, size_t size)
 {
-    char out[ERROR_TEXT_MAX];
-    size_t n = 0;
-    bool quoted = false;
+    static const char *const literals[] = {
+        "\"=\" after ", "\"=\" in URI query parameter: ", "\"]\" in IPv6 host address in URI: "};
+    const char *from = strchr(msg, '"');
+    const char *last = strrchr(msg, '"');
+    char redacted[ERROR_TEXT_MAX];
 
-    for (const char *p = msg; *p && n + 5 < sizeof(out); p++) {
-        if (*p == '"') {
-            if (!quoted) {
-                memcpy(out + n, "\"...", 4);
-                n += 4;
-            } else {
-                out[n++] = '"';
-            }
-            quoted = !quoted;
-        } else if (!quoted) {
-            out[n++] = *p;
-        }
+    for (size_t i = 0; from && i < sizeof(literals) / sizeof(literals[0]); i++) {
+        if (strncmp(from, literals[i], strlen(literals[i])) == 0)
+            from = strchr(from + strlen(literals[i]), '"');
     }
-    out[n] = '\0';
-    memcpy(msg, out, n + 1);
+    if (!from) {
+        conn_first_line(msg, out, size);
+        return;
+    }
+    snprintf(redacted, sizeof(redacted), "%.*s\"...\"%s", (int)(from - msg), msg,
+             from == last ? "" : last + 1);
+    conn_first_line(redacted, out, size);
 }
 
 /* Whether text is an integer as libpq reads one (strtol, white space around it allowed) and
@@ -187,9 +189,10 @@ static bool conn_check_conninfo(const pgstep_config *cfg, bool *service, pgstep_
             return true;
     }
     if (!opts && errmsg) {
-        conn_first_line(errmsg, reason, sizeof(reason));
         if (secret_in_conninfo(cfg->conninfo))
-            conn_redact_quoted(reason);
+            conn_redact_quoted(errmsg, reason, sizeof(reason));
+        else
+            conn_first_line(errmsg, reason, sizeof(reason));
         PQfreemem(errmsg);
     }
     /* Where the string came from: the configuration file's line, --dsn or PGSTEP_DSN. */
@@ -238,6 +241,28 @@ static bool conn_reached(PGconn *pg)
     return status != CONNECTION_BAD && status != CONNECTION_STARTED && status != CONNECTION_NEEDED;
 }
 
+/* libpq's messages for a server whose certificate is not trusted (unknown CA, expired) or not
+ * for the host, a missing CA file, or a server without TLS where sslmode requires it. libpq
+ * gives no code for these; nothing clears them but a changed certificate or setting. */
+static bool conn_tls_failed(const char *msg)
+{
+    static const char *const signs[] = {
+        "SSL error: certificate verify failed",
+        "does not match host name",
+        "could not get server's host name from server certificate",
+        "server does not support SSL, but SSL was required",
+        "root certificate file",
+        "SSL certificate's name",
+        "SSL certificate's address",
+    };
+
+    for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
+        if (strstr(msg, signs[i]))
+            return true;
+    }
+    return false;
+}
+
 static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
                                   bool service, bool reached, int64_t attempt_end)
 {
@@ -248,6 +273,9 @@ static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const ch
         return CONN_FAIL_AUTH;
     if (interrupt_pending())
         return CONN_FAIL_INTERRUPTED;
+    /* The server answered, but not in a way TLS accepts: no ping needed to tell. */
+    if (reached && conn_tls_failed(PQerrorMessage(pg)))
+        return CONN_FAIL_TLS;
     /* No server was ever connected to (name not resolvable, refused, no route): nothing to ask,
      * and asking would double the connection attempts against a server that is down. Only
      * whether libpq accepts the options at all needs the ping, once. */

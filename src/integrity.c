@@ -91,6 +91,9 @@ static bool integrity_exists(const char *dir, const char *name, bool *exists, pg
         *exists = false;
         return true;
     }
+    /* The first look into the directory is here: name it, not a file it does not hold. */
+    if (errno == ENOTDIR)
+        return error_set(err, PGSTEP_EXIT_STEPSET, "step directory \"%s\" is not a directory", dir);
     return error_set(err, PGSTEP_EXIT_STEPSET, "could not open \"%s\": %s", path,
                      error_errno_text(errno, errbuf, sizeof(errbuf)));
 }

@@ -106,6 +106,19 @@ static bool primary_retryable(conn_failure why, wait_state *w, const pgstep_erro
             return false;
         }
         return true;
+    case CONN_FAIL_TLS:
+        /* A certificate may be in the middle of its renewal; after the same grace, waiting
+         * longer would only hide a wrong CA, host name or sslmode. */
+        if (w->auth_failed_since < 0)
+            w->auth_failed_since = now;
+        if (now - w->auth_failed_since >= (int64_t)w->cfg->wait_auth_grace * 1000) {
+            error_set(err, PGSTEP_EXIT_CONFIG, "%s", attempt->message);
+            error_detail(err, "TLS kept failing for %d s.", w->cfg->wait_auth_grace);
+            error_hint(err, "Check sslrootcert, the host name the server's certificate is for, "
+                            "and sslmode.");
+            return false;
+        }
+        return true;
     default:
         return true;
     }

@@ -23,6 +23,7 @@ typedef enum conn_failure {
     CONN_FAIL_STARTING,    /* the server answered 57P03: starting up, shutting down, recovering */
     CONN_FAIL_AUTH,        /* the server answered and rejected the credentials */
     CONN_FAIL_REJECTED,    /* the server answered with another error (pg_hba, unknown database) */
+    CONN_FAIL_TLS,         /* TLS failed: certificate not trusted or not for the host, no TLS */
     CONN_FAIL_INTERRUPTED, /* SIGINT/SIGTERM arrived */
 } conn_failure;
 

@@ -46,7 +46,7 @@ check empty_schema 'key "steps.schema": must not be empty' \
 # A connection string libpq cannot parse; the password it holds is not echoed.
 printf 'connection: { conninfo = "host=127.0.0.1 password secretvalue"; };\n' >"$T_DIR/dsn.conf"
 t_run 78 -c "$T_DIR/dsn.conf" wait
-t_stderr_has 'dsn.conf:1: key "connection.conninfo": invalid connection string: missing "..."'
+t_stderr_has 'dsn.conf:1: key "connection.conninfo": invalid connection string: missing "=" after "..." in connection info string'
 t_no_connection "bad conninfo"
 t_stderr_lacks "secretvalue"
 # The same from --dsn or PGSTEP_DSN names that.
