@@ -257,6 +257,10 @@ static bool config_database_name_ok(const char *name)
 /* steps.databases: names that are also subdirectory names, each once. */
 static bool config_check_databases(char *const *names, pgstep_error *err)
 {
+    if (names && !names[0])
+        return error_set(err, PGSTEP_EXIT_CONFIG,
+                         "expected at least one database; leave the key out to apply the "
+                         "database the connection names");
     for (size_t i = 0; names && names[i]; i++) {
         if (!config_database_name_ok(names[i]))
             return error_set(err, PGSTEP_EXIT_CONFIG,

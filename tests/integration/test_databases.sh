@@ -84,6 +84,13 @@ t_run 65 -c "$T_DIR/pgstep.conf" -d "$steps" verify
 t_stderr_has 'holds step file "V1__stray.sql"'
 rm "$steps/V1__stray.sql"
 
+# An empty list, a name used twice or one that is no directory name: configuration errors.
+for bad in '[]' "[\"$a\", \"$a\"]" '["../x"]'; do
+    printf 'steps: { databases = %s; };\n' "$bad" >"$T_DIR/bad.conf"
+    t_run 78 -c "$T_DIR/bad.conf" -d "$steps" verify
+    t_stderr_has 'key "steps.databases"'
+done
+
 # template0 does not allow connections: a configuration error naming it, without waiting.
 t_conf "$T_DIR/template0.conf" postgres "steps: { databases = [\"$a\", \"template0\"]; };"
 mkdir "$steps/template0"
