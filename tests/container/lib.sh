@@ -119,3 +119,12 @@ reroot_if_chroot() {
     rmdir "$dir"
     exit "$rc"
 }
+
+# load_test_server_env: the shared test server's address and password file from ctest's fixture
+# ($PGSTEP_TEST_STATE/env), unless PGSTEP_TEST_HOST names a server already.
+load_test_server_env() {
+    if [[ -z ${PGSTEP_TEST_HOST:-} && -n ${PGSTEP_TEST_STATE:-} && -f $PGSTEP_TEST_STATE/env ]]; then
+        # shellcheck disable=SC1091
+        . "$PGSTEP_TEST_STATE/env"
+    fi
+}

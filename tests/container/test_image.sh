@@ -18,10 +18,7 @@ set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || die "needs root: podman builds and runs the image from root's storage"
 reroot_if_chroot "$@"
-if [[ -z ${PGSTEP_TEST_HOST:-} && -n ${PGSTEP_TEST_STATE:-} && -f $PGSTEP_TEST_STATE/env ]]; then
-    # shellcheck disable=SC1091
-    . "$PGSTEP_TEST_STATE/env"
-fi
+load_test_server_env
 host=${PGSTEP_TEST_HOST:-}
 port=${PGSTEP_TEST_PORT:-}
 passfile=${PGSTEP_TEST_PASSFILE:-}

@@ -17,10 +17,7 @@ set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || die "needs root: chroot and a private mount namespace"
 reroot_if_chroot "$@"
-if [[ -z ${PGSTEP_TEST_HOST:-} && -n ${PGSTEP_TEST_STATE:-} && -f $PGSTEP_TEST_STATE/env ]]; then
-    # shellcheck disable=SC1091
-    . "$PGSTEP_TEST_STATE/env"
-fi
+load_test_server_env
 bin=${PGSTEP_BIN:-}
 host=${PGSTEP_TEST_HOST:-}
 port=${PGSTEP_TEST_PORT:-}
