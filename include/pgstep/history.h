@@ -11,6 +11,7 @@
 #include "pgstep/config.h"
 #include "pgstep/conn.h"
 #include "pgstep/error.h"
+#include "pgstep/lock.h"
 #include "pgstep/stepset.h"
 
 /* Room for a 64-bit integer as decimal text. */
@@ -36,7 +37,7 @@ void history_sql_free(history_sql *sql);
 
 /* One run's identity and settings, as step_begin and step_end take them. */
 typedef struct history_run {
-    char lock_key[HISTORY_INT_TEXT]; /* lock.h */
+    char lock_key[LOCK_KEY_TEXT];
     char statement_timeout[HISTORY_INT_TEXT];
     char lock_timeout[HISTORY_INT_TEXT];
     char run_id[33]; /* random, hex */
