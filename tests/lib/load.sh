@@ -33,7 +33,7 @@ ld_rounds() {
 LD_VERSIONED=60
 
 # ld_stepset DIR MODE: writes a step set into DIR (created). V1 creates the ledger and the tables
-# the others use; V2..V$LD_VERSIONED are of kinds drawn from RANDOM; R__a_view, R__b_comment and,
+# the others use, and takes half a second; V2..V$LD_VERSIONED are of kinds drawn from RANDOM; R__a_view, R__b_comment and,
 # in MODE "mixed", R__c_index follow. MODE "mixed" includes no-transaction steps (CREATE INDEX
 # CONCURRENTLY IF NOT EXISTS); "transactional" leaves them out, as PgBouncer in transaction pooling
 # mode requires. Every step inserts one row naming its file into the ledger, which has no unique
@@ -67,6 +67,9 @@ ld_stepset_write() {
             printf 'CREATE TABLE tally (kind text PRIMARY KEY, n int NOT NULL);\n'
             printf "INSERT INTO tally VALUES ('bump', 0), ('block', 0);\n"
             printf 'CREATE TABLE data AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g;\n'
+            # Slow enough that every runner arrives while it runs: otherwise the first runner
+            # may finish the set (62 small steps in a pipeline) before the others start.
+            printf 'SELECT pg_sleep(0.5);\n'
             ;;
         table)
             printf 'CREATE TABLE obj_%s (id int PRIMARY KEY, note text);\n' "$arg"
