@@ -7,7 +7,7 @@ packages=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     libpq-dev libconfig-dev libsodium-dev libcmocka-dev
     postgresql-15 postgresql-client-15
-    pgbouncer valgrind python3 python3-yaml file clang-format shellcheck nftables
+    pgbouncer valgrind python3 python3-yaml file clang-format shellcheck nftables time
     yamllint docker-compose minisign
     podman runc debootstrap
 )

@@ -15,8 +15,15 @@
 #include "pgstep/steptext.h"
 #include "pgstep/wal.h"
 
-/* A pipeline closes after the step that takes it past this size: bounded memory. */
-#define APPLY_STEPS_MAX_BYTES (1024 * 1024)
+/* A pipeline closes after the step that takes it past this size: bounded memory. libpq holds
+ * everything sent until its reply arrives, which for each step is its statements plus pgstep's
+ * own messages (BEGIN, step_begin and step_end with their parameters, each statement's comment,
+ * COMMIT, and libpq's entry for each query). Counting those too keeps a set of many small steps
+ * within the bound: counted by their SQL alone, 10,000 one-line steps went as one pipeline of
+ * about 8 MB. */
+#define APPLY_STEPS_MAX_BYTES       (1024 * 1024)
+#define APPLY_STEPS_STEP_BYTES      512
+#define APPLY_STEPS_STATEMENT_BYTES 128
 
 /* Where the pipeline that starts at from ends. */
 static size_t apply_steps_end(const apply_env *env, size_t from, size_t to)
@@ -24,8 +31,11 @@ static size_t apply_steps_end(const apply_env *env, size_t from, size_t to)
     size_t bytes = 0;
     size_t k = from;
 
-    while (k < to && (k == from || bytes < APPLY_STEPS_MAX_BYTES))
-        bytes += env->items[k++]->step->sql_len;
+    while (k < to && (k == from || bytes < APPLY_STEPS_MAX_BYTES)) {
+        const step *s = env->items[k++]->step;
+
+        bytes += APPLY_STEPS_STEP_BYTES + s->nstatements * APPLY_STEPS_STATEMENT_BYTES + s->sql_len;
+    }
     return k;
 }
 

@@ -3,49 +3,13 @@
 # of 20 transactional steps: both exit 0 and every step runs and is recorded exactly once.
 . "$(dirname "$0")/../lib/testlib.sh"
 
-command -v pgbouncer >/dev/null || t_fail "pgbouncer is not installed (apt-get install pgbouncer)"
+# shellcheck source=tests/lib/pgbouncer.sh
+. "$(dirname "$0")/../lib/pgbouncer.sh"
+
 db=$(t_db main)
 t_psql "$db" "CREATE TABLE ran (version int NOT NULL, backend int NOT NULL)" >/dev/null
-
-# pgbouncer refuses to run as root and must read its files: a directory owned by postgres.
-bdir=$(pg_make_dir)
-bport=$(pg_free_port)
-t_on_exit "rm -rf '$bdir'"
-printf '"postgres" "%s"\n' "$PG_SUPERUSER_PASSWORD" >"$bdir/userlist.txt"
-cat >"$bdir/pgbouncer.ini" <<INI
-[databases]
-* = host=127.0.0.1 port=$PGSTEP_TEST_PORT
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bport
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = transaction
-default_pool_size = 4
-max_client_conn = 50
-logfile = $bdir/pgbouncer.log
-pidfile = $bdir/pgbouncer.pid
-INI
-pg_as_owner touch "$bdir/pgbouncer.log"
-[ "$(id -u)" != 0 ] || chown -R "$PG_OWNER:" "$bdir"
-chmod 600 "$bdir/userlist.txt"
-pg_as_owner pgbouncer -d "$bdir/pgbouncer.ini" >"$T_DIR/pgbouncer.out" 2>&1 ||
-    t_fail "pgbouncer did not start: $(cat "$T_DIR/pgbouncer.out" "$bdir/pgbouncer.log")"
-for _ in $(seq 1 50); do
-    [ -s "$bdir/pgbouncer.pid" ] && break
-    sleep 0.1
-done
-[ -s "$bdir/pgbouncer.pid" ] || t_fail "pgbouncer wrote no pid file: $(cat "$bdir/pgbouncer.log")"
-bpid=$(cat "$bdir/pgbouncer.pid")
-t_on_exit "kill $bpid 2>/dev/null; for _ in \$(seq 1 50); do kill -0 $bpid 2>/dev/null || break; sleep 0.1; done"
-ok=0
-for _ in $(seq 1 50); do
-    [ "$(pg_psql "$bport" "$db" -c 'SELECT 1' 2>/dev/null)" = 1 ] && { ok=1; break; }
-    sleep 0.1
-done
-[ "$ok" = 1 ] || t_fail "no query through pgbouncer on port $bport: $(tail -n 20 "$bdir/pgbouncer.log")"
+t_pgbouncer transaction 4
+bport=$T_BOUNCER_PORT
 
 mkdir "$T_DIR/steps"
 for v in $(seq 1 20); do
@@ -81,7 +45,7 @@ cat "$T_DIR/a.err" "$T_DIR/b.err" >"$T_DIR/stderr"
     t_fail "the steps did not run exactly once each: $(t_psql "$db" "SELECT version, count(*) FROM ran GROUP BY 1 HAVING count(*) <> 1")"
 applied=0
 for r in a b; do
-    n=$(sed -nE 's/.*info: applied ([0-9]+) steps?, skipped .*/\1/p; s/.*info: nothing to apply: .*/0/p' "$T_DIR/$r.err" | tail -n 1)
+    n=$(t_applied_in "$T_DIR/$r.err")
     [ -n "$n" ] || t_fail "runner $r logged no summary"
     applied=$((applied + n))
 done

@@ -75,20 +75,62 @@ t_run() {
     [ "$rc" = "$expected" ] || t_fail "pgstep $* exited $rc, expected $expected"
 }
 
-# t_run_together N ARGS...: N runs of pgstep ARGS started at once, each keeping its output in
-# $T_DIR/out.I and $T_DIR/err.I; every one must exit 0.
-t_run_together() {
-    local n=$1 i rc pids=()
-    shift
+# t_start_together N MAX_JITTER_MS ARGS...: N runs of pgstep ARGS started at once, each after a
+# delay below MAX_JITTER_MS drawn from RANDOM (a seeded test replays the same delays), each
+# keeping its output in $T_DIR/out.I and $T_DIR/err.I. Their pids are in T_TOGETHER_PIDS; they
+# are killed if the test ends first.
+T_TOGETHER_PIDS=()
+t_start_together() {
+    local n=$1 jitter=$2 i delay
+    shift 2
+    if [ -z "${T_TOGETHER_KILL:-}" ]; then
+        T_TOGETHER_KILL=1
+        t_on_exit '[ ${#T_TOGETHER_PIDS[@]} = 0 ] || kill "${T_TOGETHER_PIDS[@]}" 2>/dev/null'
+    fi
     for i in $(seq 1 "$n"); do
-        "$PGSTEP_BIN" "$@" >"$T_DIR/out.$i" 2>"$T_DIR/err.$i" &
-        pids+=($!)
+        delay=0
+        [ "$jitter" -le 0 ] || delay=$((RANDOM % jitter))
+        if [ "$delay" = 0 ]; then
+            "$PGSTEP_BIN" "$@" >"$T_DIR/out.$i" 2>"$T_DIR/err.$i" &
+        else
+            (sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))" &&
+                exec "$PGSTEP_BIN" "$@") >"$T_DIR/out.$i" 2>"$T_DIR/err.$i" &
+        fi
+        T_TOGETHER_PIDS+=($!)
     done
-    for i in $(seq 1 "$n"); do
+}
+
+# t_wait_together: waits for the runs t_start_together started; their exit codes, in order, are
+# in T_TOGETHER_RCS.
+t_wait_together() {
+    local pid rc
+    T_TOGETHER_RCS=()
+    for pid in "${T_TOGETHER_PIDS[@]}"; do
         rc=0
-        wait "${pids[$((i - 1))]}" || rc=$?
-        [ "$rc" = 0 ] || { cat "$T_DIR/err.$i" >&2; t_fail "runner $i of $n exited $rc"; }
+        wait "$pid" || rc=$?
+        T_TOGETHER_RCS+=("$rc")
     done
+    T_TOGETHER_PIDS=()
+}
+
+# t_run_together N ARGS...: N runs of pgstep ARGS started at once (see t_start_together); every
+# one must exit 0.
+t_run_together() {
+    local n=$1 i
+    shift
+    t_start_together "$n" 0 "$@"
+    t_wait_together
+    for i in $(seq 1 "$n"); do
+        [ "${T_TOGETHER_RCS[$((i - 1))]}" = 0 ] ||
+            { cat "$T_DIR/err.$i" >&2; t_fail "runner $i of $n exited ${T_TOGETHER_RCS[$((i - 1))]}"; }
+    done
+}
+
+# t_applied_in FILE: the number of steps a run applied, from the summary line of its log (text
+# format) in FILE; nothing if it logged no summary.
+t_applied_in() {
+    sed -nE 's/.*info: applied ([0-9]+) steps?(,| \().*skipped .*/\1/p; s/.*info: nothing to apply: .*/0/p' "$1" |
+        tail -n 1
 }
 
 # t_stderr_has PATTERN / t_stdout_has PATTERN / t_stderr_lacks PATTERN: grep -E checks.
