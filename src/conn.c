@@ -518,6 +518,14 @@ int conn_backend_pid(const conn *c)
     return PQbackendPID(c->pg);
 }
 
+void conn_server(const conn *c, char *out, size_t size)
+{
+    const char *host = PQhost(c->pg);
+    const char *port = PQport(c->pg);
+
+    snprintf(out, size, "%s:%s", host ? host : "?", port ? port : "?");
+}
+
 /* Waits until libpq can hand out a result without blocking, sending what is still queued
  * meanwhile, or until until_ms (0: no limit). Returns 1 ready, 0 timed out, -1 failed with err
  * set. On a signal the running query is cancelled first, so the server stops the work and rolls

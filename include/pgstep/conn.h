@@ -110,6 +110,9 @@ void conn_reply_clear(conn_reply *reply);
 /* The backend's process id, as pg_stat_activity shows it (through PgBouncer: PgBouncer's). */
 int conn_backend_pid(const conn *c);
 
+/* "host:port" of the server connected to: with several hosts, the one libpq chose. */
+void conn_server(const conn *c, char *out, size_t size);
+
 /* Rolls back a transaction left open or failed by a pipeline; true if there was none. */
 bool conn_end_transaction(conn *c, pgstep_error *err);
 
