@@ -646,10 +646,15 @@ static void conn_result_error(const PGresult *res, int exit_code, pgstep_error *
     const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *position = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    /* A PANIC is not the step's error alone: the server ended every session to recover, and
+     * stays down if it cannot (pg_wal full, say). The SQLSTATE does not tell. */
+    bool panic = severity && strcmp(severity, "PANIC") == 0;
 
     if (!primary)
         primary = PQresultErrorMessage(res);
-    error_set(err, exit_code, "%s", primary && primary[0] ? primary : "unknown error");
+    error_set(err, exit_code, "%s%s", panic ? "PANIC: " : "",
+              primary && primary[0] ? primary : "unknown error");
     if (detail)
         error_detail(err, "%s", detail);
     if (hint)
