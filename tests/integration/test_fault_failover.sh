@@ -213,8 +213,11 @@ lost_total=0 lost_min='' lost_max=0
 for trial in $(seq 1 "$trials"); do
     trial_seed=$((seed + trial - 1))
     RANDOM=$trial_seed
-    cut_at=$((3 + RANDOM % (FO_STEPS - 22)))
-    fail_after=$((3 + RANDOM % 6))
+    # Commits without a WAL flush may still be in the old primary's WAL buffers when it stops:
+    # at least 5 commits after the cut so that some certainly reached its disk. At most 26 of
+    # the 41 steps are done then, leaving pgstep more than a second of work.
+    cut_at=$((3 + RANDOM % 14))
+    fail_after=$((5 + RANDOM % 6))
     pause_ms=$((RANDOM % 2000))
     echo "trial $trial: seed $trial_seed: streaming cut after $cut_at commits, failover" \
         "$fail_after commits later, promotion ${pause_ms} ms after that"
