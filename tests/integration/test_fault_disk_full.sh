@@ -243,7 +243,8 @@ df_expect_down() {
     [ ! -f "$DF_DATA/postmaster.pid" ] || round_fail "$1: the server is still running with pg_wal full"
     grep -q 'PANIC: .*could not write to file "pg_wal/xlogtemp\.[0-9]*": No space left on device' \
         "$DF_DATA/server.log" || round_fail "$1: the server log lacks the PANIC"
-    grep -q 'shutting down due to startup process failure' "$DF_DATA/server.log" ||
+    # "aborting startup" on 14, where the startup process PANICs rather than failing.
+    grep -Eq '(shutting down|aborting startup) due to startup process failure' "$DF_DATA/server.log" ||
         round_fail "$1: the server log does not say that recovery failed"
 }
 
