@@ -235,9 +235,18 @@ static bool apply_wait_retry(apply_run *r, size_t k, size_t *pos, int *attempts,
             char prior[sizeof(err->detail)];
 
             memcpy(prior, err->detail, sizeof(prior));
-            error_detail(err, "%s%sThe connection was lost while applying %s: %s", prior,
+            error_detail(err, "%s%sThe connection was lost while applying %s: %s.", prior,
                          *prior ? " " : "", s->file_name, lost);
             return false;
+        }
+        {
+            char server[256];
+            log_field fields[] = {LOG_STR("step", s->file_name), LOG_STR("server", server)};
+
+            conn_server(*r->c, server, sizeof(server));
+            log_event(LOG_INFO, fields, 2,
+                      "reconnected to %s after losing the connection while applying %s", server,
+                      s->file_name);
         }
         if (r->in_doubt && !apply_settle(r, pos, err))
             return false;

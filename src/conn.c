@@ -263,12 +263,41 @@ static bool conn_tls_failed(const char *msg)
     return false;
 }
 
+/* libpq's lines for a server that target_session_attrs turned away after connecting (a
+ * standby, a read-only session): it may be promoted, so it is waited for like one in recovery.
+ * With several hosts, one line per host; returns the first such line, or NULL. */
+static const char *conn_session_attrs_failed(const char *msg)
+{
+    static const char *const signs[] = {
+        "server is in hot standby mode",
+        "server is not in hot standby mode",
+        "session is read-only",
+        "session is not read-only",
+    };
+
+    for (const char *line = msg; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        size_t len = strcspn(line, "\n");
+
+        for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
+            const char *hit = strstr(line, signs[i]);
+
+            if (hit && hit < line + len)
+                return line;
+        }
+    }
+    return NULL;
+}
+
 static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
                                   bool service, bool reached, int64_t attempt_end)
 {
     int64_t left_s = (attempt_end - backoff_now_ms()) / 1000;
     conn_params ping;
 
+    /* Before the password test: the standby libpq turned away had accepted the password. */
+    if (conn_session_attrs_failed(PQerrorMessage(pg)))
+        return CONN_FAIL_NOT_WRITABLE;
     if (PQconnectionUsedPassword(pg) || PQconnectionNeedsPassword(pg))
         return CONN_FAIL_AUTH;
     if (interrupt_pending())
@@ -309,6 +338,10 @@ static conn *conn_fail(PGconn *pg, conn_failure why, conn_failure *failure, pgst
 {
     const char *msg = pg ? PQerrorMessage(pg) : "";
 
+    /* With several hosts, the line of the one that may yet become writable tells why pgstep
+     * waits, rather than the first host's. */
+    if (why == CONN_FAIL_NOT_WRITABLE)
+        msg = conn_session_attrs_failed(msg);
     *failure = why;
     error_set(err, why == CONN_FAIL_INVALID ? PGSTEP_EXIT_CONFIG : PGSTEP_EXIT_NOT_READY, "%s",
               fallback);
@@ -485,6 +518,14 @@ int conn_backend_pid(const conn *c)
     return PQbackendPID(c->pg);
 }
 
+void conn_server(const conn *c, char *out, size_t size)
+{
+    const char *host = PQhost(c->pg);
+    const char *port = PQport(c->pg);
+
+    snprintf(out, size, "%s:%s", host ? host : "?", port ? port : "?");
+}
+
 /* Waits until libpq can hand out a result without blocking, sending what is still queued
  * meanwhile, or until until_ms (0: no limit). Returns 1 ready, 0 timed out, -1 failed with err
  * set. On a signal the running query is cancelled first, so the server stops the work and rolls
@@ -605,10 +646,15 @@ static void conn_result_error(const PGresult *res, int exit_code, pgstep_error *
     const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *position = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    /* A PANIC is not the step's error alone: the server ended every session to recover, and
+     * stays down if it cannot (pg_wal full, say). The SQLSTATE does not tell. */
+    bool panic = severity && strcmp(severity, "PANIC") == 0;
 
     if (!primary)
         primary = PQresultErrorMessage(res);
-    error_set(err, exit_code, "%s", primary && primary[0] ? primary : "unknown error");
+    error_set(err, exit_code, "%s%s", panic ? "PANIC: " : "",
+              primary && primary[0] ? primary : "unknown error");
     if (detail)
         error_detail(err, "%s", detail);
     if (hint)

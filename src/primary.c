@@ -194,7 +194,8 @@ static int64_t primary_pace_ms(wait_state *w, conn_failure why)
     case CONN_FAIL_STARTING:
         pace = backoff_jitter_ms(PRIMARY_ANSWERED_PACE_MS);
         break;
-    default: /* rejected after a start-up, or a read-only session: CONN_OK */
+    default: /* rejected after a start-up, or a standby or read-only session (CONN_OK, or
+              * CONN_FAIL_NOT_WRITABLE when target_session_attrs turned it away) */
         if (!w->rejected_streak)
             backoff_init(&w->rejected, 2 * PRIMARY_ANSWERED_PACE_MS, cap);
         pace = backoff_next_ms(&w->rejected);

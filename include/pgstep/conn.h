@@ -17,14 +17,15 @@ typedef struct conn conn;
 /* Why a connection attempt failed, which decides whether waiting can help. */
 typedef enum conn_failure {
     CONN_OK,
-    CONN_FAIL_INVALID,     /* the connection string cannot be parsed: a configuration error */
-    CONN_FAIL_UNREACHABLE, /* name not resolvable, connection refused, nothing listening */
-    CONN_FAIL_TIMEOUT,     /* the attempt took longer than connection.connect_timeout */
-    CONN_FAIL_STARTING,    /* the server answered 57P03: starting up, shutting down, recovering */
-    CONN_FAIL_AUTH,        /* the server answered and rejected the credentials */
-    CONN_FAIL_REJECTED,    /* the server answered with another error (pg_hba, unknown database) */
-    CONN_FAIL_TLS,         /* TLS failed: certificate not trusted or not for the host, no TLS */
-    CONN_FAIL_INTERRUPTED, /* SIGINT/SIGTERM arrived */
+    CONN_FAIL_INVALID,      /* the connection string cannot be parsed: a configuration error */
+    CONN_FAIL_UNREACHABLE,  /* name not resolvable, connection refused, nothing listening */
+    CONN_FAIL_TIMEOUT,      /* the attempt took longer than connection.connect_timeout */
+    CONN_FAIL_STARTING,     /* the server answered 57P03: starting up, shutting down, recovering */
+    CONN_FAIL_AUTH,         /* the server answered and rejected the credentials */
+    CONN_FAIL_REJECTED,     /* the server answered with another error (pg_hba, unknown database) */
+    CONN_FAIL_TLS,          /* TLS failed: certificate not trusted or not for the host, no TLS */
+    CONN_FAIL_NOT_WRITABLE, /* target_session_attrs turned away a standby or read-only session */
+    CONN_FAIL_INTERRUPTED,  /* SIGINT/SIGTERM arrived */
 } conn_failure;
 
 /* Opens a connection from the configuration (conninfo, then dbname, password and
@@ -108,6 +109,9 @@ void conn_reply_clear(conn_reply *reply);
 
 /* The backend's process id, as pg_stat_activity shows it (through PgBouncer: PgBouncer's). */
 int conn_backend_pid(const conn *c);
+
+/* "host:port" of the server connected to: with several hosts, the one libpq chose. */
+void conn_server(const conn *c, char *out, size_t size);
 
 /* Rolls back a transaction left open or failed by a pipeline; true if there was none. */
 bool conn_end_transaction(conn *c, pgstep_error *err);

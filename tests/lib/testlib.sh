@@ -200,6 +200,24 @@ t_ms() { echo $(($1 * ${PGSTEP_TEST_SLOWDOWN:-1})); }
 # t_now_ms: milliseconds since the epoch.
 t_now_ms() { date +%s%3N; }
 
+# t_tmpfs SIZE: a tmpfs of SIZE (mount's size=, e.g. 64m) mounted on a new directory beside the
+# servers' (in TMPDIR, where the servers' owner can reach it), owned by that user, mode 700; its
+# path is in T_TMPFS. t_tmpfs_remove DIR unmounts and removes it, as happens anyway when the test
+# ends, after servers registered later are stopped. For a disk that fills up, or servers that
+# start fast (initdb's fsync costs nothing there). Needs root, as mount does.
+t_tmpfs() {
+    T_TMPFS=$(mktemp -d "${TMPDIR:-/tmp}/pgstep-tmpfs.XXXXXX")
+    t_on_exit "t_tmpfs_remove '$T_TMPFS'"
+    mount -t tmpfs -o "size=$1,mode=0700,uid=$(id -u "$PG_OWNER"),gid=$(id -g "$PG_OWNER")" \
+        pgstep-test "$T_TMPFS" || t_fail "could not mount a tmpfs at $T_TMPFS (needs root)"
+}
+t_tmpfs_remove() {
+    if mountpoint -q "$1"; then
+        umount "$1" || umount -l "$1"
+    fi
+    [ ! -d "$1" ] || rmdir "$1"
+}
+
 # t_own_server [CONFIGURE...]: a server of the test's own, in $T_SERVER_WORK/data, initialised,
 # changed by "CONFIGURE... DATADIR" if given, and started; stopped and removed when the test
 # ends, after any server registered later beside it in $T_SERVER_WORK. Sets T_SERVER_WORK and
