@@ -31,6 +31,7 @@ tr_trial() {
 
 # tr_random_ms MAX: sets TR_MS to a random whole number of milliseconds in [0, MAX], from RANDOM.
 # Not for $(...): a subshell's RANDOM does not advance the caller's, so a seed would not replay.
+# shellcheck disable=SC2034 # read by the tests
 tr_random_ms() { TR_MS=$(((RANDOM * 32768 + RANDOM) % ($1 + 1))); }
 
 # tr_sleep_ms MS: sleeps MS milliseconds.
@@ -144,7 +145,9 @@ tr_stepset() {
 # write into (an application's table that exists before the run).
 tr_database() {
     pg_psql "$1" postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS \"$2\" WITH (FORCE)" -c "CREATE DATABASE \"$2\"" >/dev/null
-    pg_psql "$1" "$2" -c "CREATE TABLE ledger (step text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
+    # Committed durably, so that a server crash right after does not take it back.
+    pg_psql "$1" "$2" -c "SET synchronous_commit = on" \
+        -c "CREATE TABLE ledger (step text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
 }
 
 # tr_conf FILE PORT DB [extra libconfig text]: pgstep's configuration for DB at PORT.
@@ -158,7 +161,8 @@ CONF
 }
 
 # tr_check PORT DB PHASE: the invariant, read in one snapshot (the runner may still be going).
-# PHASE "fault", right after the fault: a transactional step's effects (its ledger row and its
+# Any PHASE but "final" (e.g. "fault", right after the fault, or "run-end", after the faulted
+# run ended): a transactional step's effects (its ledger row and its
 # object) are there if and only if its history row is; a no-transaction step's history row
 # implies its effects, with its index valid (pg_index.indisvalid): a partial run of one is left
 # to the next run by design (README, no-transaction steps). PHASE "final", after the follow-up
