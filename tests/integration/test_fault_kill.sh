@@ -20,7 +20,8 @@ db=${T_NAME}_trial
 t_on_exit "pg_psql $PGSTEP_TEST_PORT postgres -c 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)' >/dev/null"
 tr_conf "$T_DIR/pgstep.conf" "$PGSTEP_TEST_PORT" "$db" 'wait: { timeout = 60; }; lock: { timeout = 60; };'
 
-follow_max=0 follow_total=0 wait_max=0
+follow_max=0 follow_total=0 wait_max=0 runner=''
+t_on_exit '[ -z "$runner" ] || kill -KILL "$runner" 2>/dev/null'
 for trial in $(seq 1 "$TR_TRIALS"); do
     tr_trial "$trial"
     tr_database "$PGSTEP_TEST_PORT" "$db"
@@ -32,6 +33,7 @@ for trial in $(seq 1 "$TR_TRIALS"); do
     kill -KILL "$runner" 2>/dev/null || true
     rc=0
     { wait "$runner"; } 2>/dev/null || rc=$?
+    runner=''
     case $rc in
     137) tr_count "killed" ;;
     0) tr_count "finished-first" ;;

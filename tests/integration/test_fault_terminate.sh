@@ -20,6 +20,9 @@ port=$PGSTEP_TEST_PORT
 t_on_exit "pg_psql $port postgres -c 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)' >/dev/null"
 tr_conf "$T_DIR/pgstep.conf" "$port" "$db" 'wait: { timeout = 60; }; lock: { timeout = 60; };'
 
+runner=''
+t_on_exit '[ -z "$runner" ] || kill -KILL "$runner" 2>/dev/null'
+
 # pgstep's backends are those with its application_name; while a step runs longer than 10 s it
 # also opens a short-lived second connection to read who blocks it (none of these steps does),
 # which is told apart by its query on pg_blocking_pids.
@@ -51,6 +54,7 @@ for trial in $(seq 1 "$TR_TRIALS"); do
     tr_check "$port" "$db" fault
     rc=0
     wait "$runner" || rc=$?
+    runner=''
     if [ "$ended" = 0 ]; then
         tr_count "finished-first"
     else

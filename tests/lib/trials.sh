@@ -37,9 +37,10 @@ tr_random_ms() { TR_MS=$(((RANDOM * 32768 + RANDOM) % ($1 + 1))); }
 # tr_sleep_ms MS: sleeps MS milliseconds.
 tr_sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 
-# tr_fail MESSAGE: fails the test naming the trial and its seed, with how to replay it.
+# tr_fail MESSAGE: fails the test naming the trial and its seed, with how to replay it (with
+# TR_REPLAY, settings a test chose for the trial by its number rather than its seed, in front).
 tr_fail() {
-    t_fail "trial $TR_TRIAL (seed $TR_TRIAL_SEED; replay: PGSTEP_SEED=$TR_TRIAL_SEED PGSTEP_TRIALS=1): $*"
+    t_fail "trial $TR_TRIAL (seed $TR_TRIAL_SEED; replay: ${TR_REPLAY:+$TR_REPLAY }PGSTEP_SEED=$TR_TRIAL_SEED PGSTEP_TRIALS=1): $*"
 }
 
 # tr_count KEY: one more of KEY for the summary (e.g. "exit=0", "fault=mid").
