@@ -20,6 +20,10 @@
 #include "pgstep/status.h"
 #include "pgstep/stepset.h"
 
+/* The first pause before reading the history again after a transient error, as before a step's
+ * retry. */
+#define RUNNER_RETRY_FIRST_DELAY_MS 100
+
 /* One database of the run and everything a command holds for it. */
 typedef struct target {
     const char *dbname; /* NULL: the connection's own (no steps.databases) */
@@ -181,6 +185,48 @@ static bool runner_connect(run *r, size_t i, pgstep_error *err)
     return true;
 }
 
+/* Whether a failed read of the history may succeed on a new connection: the server went away
+ * (a restart, a failover, pg_terminate_backend) or answered with an error that may clear. */
+static bool runner_read_retryable(const conn *c, const pgstep_error *err)
+{
+    if (err->exit_code == PGSTEP_EXIT_INTERRUPT || err->exit_code == PGSTEP_EXIT_TERMINATED)
+        return false;
+    return conn_is_broken(c) || err->exit_code == PGSTEP_EXIT_TEMPFAIL ||
+           conn_sqlstate_retryable(err->sqlstate);
+}
+
+/* Connects to target i and reads its history. A read that fails transiently is tried again on a
+ * new connection, waiting for the primary again, up to apply.retries times, as a step is: the
+ * server may go away between the check that it is writable and this read. */
+static bool runner_read_history(run *r, size_t i, pgstep_error *err)
+{
+    target *t = &r->targets[i];
+    backoff b;
+
+    backoff_init(&b, RUNNER_RETRY_FIRST_DELAY_MS, r->cfg->wait_max_interval_ms);
+    for (int attempt = 1;; attempt++) {
+        if (!runner_connect(r, i, err))
+            return false;
+        if (history_read(r->c, r->sql, t->set, &t->h, &t->facts, err))
+            return true;
+        if (!runner_read_retryable(r->c, err))
+            return false;
+        if (attempt > r->cfg->retries) {
+            err->exit_code = PGSTEP_EXIT_TEMPFAIL;
+            error_detail(err, "Gave up reading the history after %d retries.", r->cfg->retries);
+            return false;
+        }
+        log_warn("retrying the read of the history after a transient error (SQLSTATE %s, "
+                 "attempt %d of %d): %s",
+                 err->sqlstate[0] ? err->sqlstate : "none", attempt, r->cfg->retries, err->message);
+        if (!backoff_sleep(backoff_next_ms(&b), 0, err))
+            return false;
+        conn_close(r->c);
+        r->c = NULL;
+        error_clear(err);
+    }
+}
+
 /* Loads every step set, connects and plans each database; the common first half of apply and
  * status. */
 static bool runner_plan(run *r, pgstep_error *err)
@@ -192,8 +238,7 @@ static bool runner_plan(run *r, pgstep_error *err)
     for (size_t i = 0; i < r->ntargets; i++) {
         target *t = &r->targets[i];
 
-        if (!runner_connect(r, i, err) ||
-            !history_read(r->c, r->sql, t->set, &t->h, &t->facts, err))
+        if (!runner_read_history(r, i, err))
             return false;
         if (!(t->p = plan_build(t->set, t->h, t->facts)))
             return error_set(err, PGSTEP_EXIT_NOMEM, "out of memory");

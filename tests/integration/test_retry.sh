@@ -2,7 +2,10 @@
 # Transient errors are retried: a step that hits apply.lock_timeout (55P03) is retried and
 # succeeds once the other session lets go; when the lock outlasts apply.retries pgstep exits 75
 # with nothing recorded for that step and earlier steps kept; when pgstep's backend is killed
-# mid-step it reconnects, reruns the step and records it exactly once.
+# mid-step it reconnects, reruns the step and records it exactly once; and when it is terminated
+# while pgstep reads the history, before any step, that read is retried on a new connection too
+# (it used to end the run at once: exit 75 for a lost connection, or 1, as if a step had
+# failed, when the server's 57P01 arrived first).
 . "$(dirname "$0")/../lib/testlib.sh"
 
 db=$(t_db main)
@@ -124,3 +127,37 @@ t_stderr_has 'retrying V7__slow.sql'
     t_fail "history has $(t_psql "$db" "SELECT count(*) FROM pgstep.history") rows, expected 5"
 t_ok "lock_timeout: $first; retries exhausted: exit 75 after ${gave_up} ms;" \
     "backend terminated: rerun, exit 0 ${after} ms later, recorded once"
+
+# 4. pgstep's backend is terminated while it reads the history (held up by a session that locks
+# the history table): the read is retried on a new connection, and the pending step applied.
+printf 'CREATE TABLE read_marker (id int);\n' >"$T_DIR/steps/V8__after_read.sql"
+PGAPPNAME=pgstep_hlocker pg_psql "$PGSTEP_TEST_PORT" "$db" \
+    -c "BEGIN; LOCK TABLE pgstep.history IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" >/dev/null 2>&1 &
+hlocker=$!
+t_on_exit "kill $hlocker 2>/dev/null"
+for _ in $(seq 1 100); do
+    [ "$(t_psql "$db" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                       WHERE a.application_name = 'pgstep_hlocker' AND l.granted
+                         AND l.relation = 'pgstep.history'::regclass")" = 1 ] && break
+    sleep 0.1
+done
+"$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+pid=$!
+t_on_exit "kill $pid 2>/dev/null"
+killed=0
+for _ in $(seq 1 100); do
+    killed=$(t_psql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                              WHERE application_name = 'pgstep' AND datname = '$db'
+                                AND wait_event_type = 'Lock'")
+    [ "$killed" = 1 ] && break
+    sleep 0.1
+done
+[ "$killed" = 1 ] || t_fail "pgstep's backend was never seen waiting to read the history"
+t_psql postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = 'pgstep_hlocker'" >/dev/null
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 0 ] || t_fail "apply exited $rc after its backend was terminated during the history read, expected 0"
+t_stderr_has 'retrying the read of the history after a transient error \(SQLSTATE 57P01'
+[ "$(recorded 8)" = 1 ] || t_fail "V8 is recorded $(recorded 8) times, expected once"
+t_ok "backend terminated while reading the history: read again, exit 0"
