@@ -15,11 +15,11 @@
 # when its history row is), and once space is freed (the tmpfs remounted bigger, the server
 # started again where it went down) the next apply exits 0 with every step exactly once. The
 # steps before the full disk and the filler's size are random, seeded (PGSTEP_SEED; each round
-# prints its own); PGSTEP_DISK_FULL_ROUNDS rounds of the three cases (default 1).
+# prints its own); PGSTEP_ROUNDS rounds of the three cases (default 1).
 . "$(dirname "$0")/../lib/testlib.sh"
 
 seed=${PGSTEP_SEED:-$((($(date +%s%N) / 1000) % 1000000000))}
-rounds=${PGSTEP_DISK_FULL_ROUNDS:-1}
+rounds=${PGSTEP_ROUNDS:-1}
 echo "seed: $seed, rounds: $rounds"
 started=$(t_now_ms)
 # The servers live in memory (initdb's fsync costs nothing there); each full disk is a tmpfs of

@@ -8,14 +8,14 @@
 # again afterwards, holds them; the standby did not), and pgstep must apply them again on the new
 # primary: exit 0, every step's history row and side effects exactly once. The moments of the cut,
 # of the failover and the pause before the promotion are random, seeded (PGSTEP_SEED, each trial
-# prints its own); PGSTEP_FAILOVER_TRIALS trials (default 3), each with new servers.
+# prints its own); PGSTEP_TRIALS trials (default 3), each with new servers.
 #
 # First, without randomness: a listed standby that target_session_attrs turns away is waited
 # for until it is promoted, not taken for a server that rejects the password.
 . "$(dirname "$0")/../lib/testlib.sh"
 
 seed=${PGSTEP_SEED:-$((($(date +%s%N) / 1000) % 1000000000))}
-trials=${PGSTEP_FAILOVER_TRIALS:-3}
+trials=${PGSTEP_TRIALS:-3}
 echo "seed: $seed, trials: $trials"
 started=$(t_now_ms)
 FO_STEPS=40 # versioned steps per trial, plus one repeatable step
