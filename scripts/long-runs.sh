@@ -4,7 +4,7 @@
 # shared test server as ctest's fixture does, runs each test one after the other, prints its
 # summary line, and stops at the first failure (whose message names the seed that replays it).
 #
-#   scripts/long-runs.sh [TEST...]    (default: every test below; about 70 minutes on 2 cores)
+#   scripts/long-runs.sh [TEST...]    (default: every test below; about 50 minutes on 2 cores)
 #   PGSTEP_SEED=N scripts/long-runs.sh test_fault_kill    (a given first seed)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
