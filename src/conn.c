@@ -263,10 +263,29 @@ static bool conn_tls_failed(const char *msg)
     return false;
 }
 
-/* libpq's lines for a server that target_session_attrs turned away after connecting (a
- * standby, a read-only session): it may be promoted, so it is waited for like one in recovery.
- * With several hosts, one line per host; returns the first such line, or NULL. */
-static const char *conn_session_attrs_failed(const char *msg)
+/* Whether needle occurs in the line of len bytes that starts at line. */
+static bool conn_line_has(const char *line, size_t len, const char *needle)
+{
+    const char *hit = strstr(line, needle);
+
+    return hit && hit < line + len;
+}
+
+/* Calls visit on each line of libpq's message (one per host tried, with several hosts) until it
+ * returns true; returns that line, or NULL. */
+static const char *conn_find_line(const char *msg, bool (*visit)(const char *, size_t))
+{
+    for (const char *line = msg; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (visit(line, strcspn(line, "\n")))
+            return line;
+    }
+    return NULL;
+}
+
+/* A line of a server that target_session_attrs turned away after connecting (a standby, a
+ * read-only session): it may be promoted, so it is waited for like one in recovery. */
+static bool conn_line_not_writable(const char *line, size_t len)
 {
     static const char *const signs[] = {
         "server is in hot standby mode",
@@ -275,18 +294,24 @@ static const char *conn_session_attrs_failed(const char *msg)
         "session is not read-only",
     };
 
-    for (const char *line = msg; line && *line;
-         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        size_t len = strcspn(line, "\n");
-
-        for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
-            const char *hit = strstr(line, signs[i]);
-
-            if (hit && hit < line + len)
-                return line;
-        }
+    for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++) {
+        if (conn_line_has(line, len, signs[i]))
+            return true;
     }
-    return NULL;
+    return false;
+}
+
+/* A line of a server that refused pgstep in a way waiting does not mend: a FATAL other than
+ * 57P03's "the database system is starting up" (or shutting down, in recovery, ...), which
+ * covers passwords, pg_hba.conf and a missing database, or a TLS failure. */
+static bool conn_line_refused(const char *line, size_t len)
+{
+    char copy[512];
+
+    if (conn_line_has(line, len, "FATAL:") && !conn_line_has(line, len, "the database system is"))
+        return true;
+    snprintf(copy, sizeof(copy), "%.*s", (int)(len < sizeof(copy) ? len : sizeof(copy) - 1), line);
+    return conn_tls_failed(copy);
 }
 
 static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const char *password,
@@ -295,8 +320,11 @@ static conn_failure conn_classify(PGconn *pg, const pgstep_config *cfg, const ch
     int64_t left_s = (attempt_end - backoff_now_ms()) / 1000;
     conn_params ping;
 
-    /* Before the password test: the standby libpq turned away had accepted the password. */
-    if (conn_session_attrs_failed(PQerrorMessage(pg)))
+    /* Before the password test, since the standby libpq turned away had accepted the
+     * password; but only when no other host refused pgstep for good: waiting would hide that
+     * host's reason until wait.timeout. */
+    if (conn_find_line(PQerrorMessage(pg), conn_line_not_writable) &&
+        !conn_find_line(PQerrorMessage(pg), conn_line_refused))
         return CONN_FAIL_NOT_WRITABLE;
     if (PQconnectionUsedPassword(pg) || PQconnectionNeedsPassword(pg))
         return CONN_FAIL_AUTH;
@@ -338,10 +366,12 @@ static conn *conn_fail(PGconn *pg, conn_failure why, conn_failure *failure, pgst
 {
     const char *msg = pg ? PQerrorMessage(pg) : "";
 
-    /* With several hosts, the line of the one that may yet become writable tells why pgstep
-     * waits, rather than the first host's. */
+    /* With several hosts, the reason is the line of the host that decided the failure rather
+     * than the first host's: the one that may yet become writable, or the one that refused. */
     if (why == CONN_FAIL_NOT_WRITABLE)
-        msg = conn_session_attrs_failed(msg);
+        msg = conn_find_line(msg, conn_line_not_writable);
+    else if (conn_find_line(msg, conn_line_refused))
+        msg = conn_find_line(msg, conn_line_refused);
     *failure = why;
     error_set(err, why == CONN_FAIL_INVALID ? PGSTEP_EXIT_CONFIG : PGSTEP_EXIT_NOT_READY, "%s",
               fallback);

@@ -119,6 +119,10 @@ static bool primary_retryable(conn_failure why, wait_state *w, const pgstep_erro
             return false;
         }
         return true;
+    case CONN_FAIL_NOT_WRITABLE:
+        /* That standby accepted the password: a later rejection starts its grace anew. */
+        w->auth_failed_since = -1;
+        return true;
     default:
         return true;
     }

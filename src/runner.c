@@ -216,9 +216,15 @@ static bool runner_read_history(run *r, size_t i, pgstep_error *err)
             error_detail(err, "Gave up reading the history after %d retries.", r->cfg->retries);
             return false;
         }
-        log_warn("retrying the read of the history after a transient error (SQLSTATE %s, "
-                 "attempt %d of %d): %s",
-                 err->sqlstate[0] ? err->sqlstate : "none", attempt, r->cfg->retries, err->message);
+        {
+            log_field fields[] = {LOG_STR("sqlstate", err->sqlstate), LOG_NUM("attempt", attempt)};
+
+            log_event(LOG_WARN, fields, 2,
+                      "retrying the read of the history after a transient error (SQLSTATE %s, "
+                      "attempt %d of %d): %s",
+                      err->sqlstate[0] ? err->sqlstate : "none", attempt, r->cfg->retries,
+                      err->message);
+        }
         if (!backoff_sleep(backoff_next_ms(&b), 0, err))
             return false;
         conn_close(r->c);

@@ -80,6 +80,24 @@ t_stderr_lacks 'rejecting'
 fo_discard "$FO_WORK"
 t_ok "a listed standby was waited for through wait.auth_grace, and used once promoted"
 
+# 2. A listed standby does not hide a host that refuses pgstep for good: the primary's
+# pg_hba.conf rejects it, and the run ends after wait.auth_grace with that host's line, not at
+# wait.timeout with the standby's.
+fo_pair
+pg_as_owner sed -i '1i host all all 127.0.0.1/32 reject' "$FO_WORK/data/pg_hba.conf"
+pg_as_owner "$PG_SERVER_BINDIR/pg_ctl" -D "$FO_WORK/data" reload >/dev/null
+fo_conf "$T_DIR/reject.conf" 'wait: { timeout = 60; auth_grace = 1; };'
+started_reject=$(t_now_ms)
+rc=0
+"$PGSTEP_BIN" -c "$T_DIR/reject.conf" wait >"$T_DIR/stdout" 2>"$T_DIR/stderr" || rc=$?
+waited=$(($(t_now_ms) - started_reject))
+[ "$rc" = 69 ] || t_fail "a host rejected by pg_hba.conf beside a standby: exit $rc, expected 69"
+[ "$waited" -lt "$(t_ms 15000)" ] ||
+    t_fail "a host rejected by pg_hba.conf beside a standby was waited on for $waited ms"
+t_stderr_has "port $FO_P1 failed: FATAL: +pg_hba.conf rejects connection"
+fo_discard "$FO_WORK"
+t_ok "a host that refused pgstep beside a listed standby ended the wait after $waited ms (exit 69)"
+
 # --- Step set: generation and checks, kept apart from the trial's choreography. ---
 
 # fo_stepset DIR: FO_STEPS versioned steps and one repeatable step, each with countable side
