@@ -86,6 +86,8 @@ t_ok "pgstep's keys and signatures work with minisign"
 printf 'ms-password\nms-password\n' | minisign -G -p "$keys/ms.pub" -s "$keys/ms.key" >/dev/null 2>&1 ||
     t_fail "minisign -G"
 ms_id=$(sed -n 's/^untrusted comment: minisign public key //p' "$keys/ms.pub")
+# minisign's comment drops leading zeros of the key id; pgstep prints all 16 digits.
+while [ ${#ms_id} -lt 16 ]; do ms_id=0$ms_id; done
 conf ms "\"$keys/ms.pub\""
 fresh by_ms
 printf 'ms-password\n' | minisign -S -s "$keys/ms.key" -m "$T_DIR/by_ms/pgstep.sum" >/dev/null 2>&1 ||
