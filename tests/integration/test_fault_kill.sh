@@ -13,19 +13,15 @@
 # shellcheck source=tests/lib/trials.sh
 . "$T_LIB/trials.sh"
 
-tr_init 30
-window=${PGSTEP_FAULT_WINDOW_MS:-1300}
-tr_stepset "$T_DIR/steps"
-db=${T_NAME}_trial
-t_on_exit "pg_psql $PGSTEP_TEST_PORT postgres -c 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)' >/dev/null"
-tr_conf "$T_DIR/pgstep.conf" "$PGSTEP_TEST_PORT" "$db" 'wait: { timeout = 60; }; lock: { timeout = 60; };'
+tr_shared_setup 30
+db=$TR_DB
 
 follow_max=0 follow_total=0 wait_max=0 runner=''
 t_on_exit '[ -z "$runner" ] || kill -KILL "$runner" 2>/dev/null'
 for trial in $(seq 1 "$TR_TRIALS"); do
     tr_trial "$trial"
     tr_database "$PGSTEP_TEST_PORT" "$db"
-    tr_random_ms "$window"
+    tr_random_ms "$TR_WINDOW_MS"
     delay=$TR_MS
     "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
     runner=$!

@@ -12,13 +12,9 @@
 # shellcheck source=tests/lib/trials.sh
 . "$T_LIB/trials.sh"
 
-tr_init 10
-window=${PGSTEP_FAULT_WINDOW_MS:-1300}
-tr_stepset "$T_DIR/steps"
-db=${T_NAME}_trial
+tr_shared_setup 10
 port=$PGSTEP_TEST_PORT
-t_on_exit "pg_psql $port postgres -c 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)' >/dev/null"
-tr_conf "$T_DIR/pgstep.conf" "$port" "$db" 'wait: { timeout = 60; }; lock: { timeout = 60; };'
+db=$TR_DB
 
 runner=''
 t_on_exit '[ -z "$runner" ] || kill -KILL "$runner" 2>/dev/null'
@@ -36,7 +32,7 @@ terminate() {
 for trial in $(seq 1 "$TR_TRIALS"); do
     tr_trial "$trial"
     tr_database "$port" "$db"
-    tr_random_ms "$window"
+    tr_random_ms "$TR_WINDOW_MS"
     delay=$TR_MS
     "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
     runner=$!

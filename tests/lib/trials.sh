@@ -161,6 +161,21 @@ $*
 CONF
 }
 
+# tr_shared_setup DEFAULT_TRIALS: what a trial test on the shared test server starts with:
+# tr_init, the step set in T_DIR/steps, the trial database TR_DB (dropped when the test ends),
+# T_DIR/pgstep.conf for it, and TR_WINDOW_MS, the span a fault falls in: PGSTEP_FAULT_WINDOW_MS,
+# by default 1,300 ms from the start, about one apply (1.1 to 1.2 s here).
+tr_shared_setup() {
+    tr_init "$1"
+    # shellcheck disable=SC2034 # read by the tests
+    TR_WINDOW_MS=${PGSTEP_FAULT_WINDOW_MS:-1300}
+    tr_stepset "$T_DIR/steps"
+    TR_DB=${T_NAME}_trial
+    t_on_exit "pg_psql $PGSTEP_TEST_PORT postgres -c 'DROP DATABASE IF EXISTS \"$TR_DB\" WITH (FORCE)' >/dev/null"
+    tr_conf "$T_DIR/pgstep.conf" "$PGSTEP_TEST_PORT" "$TR_DB" \
+        'wait: { timeout = 60; }; lock: { timeout = 60; };'
+}
+
 # tr_check PORT DB PHASE: the invariant, read in one snapshot (the runner may still be going).
 # Any PHASE but "final" (e.g. "fault", right after the fault, or "run-end", after the faulted
 # run ended): a transactional step's effects (its ledger row and its
