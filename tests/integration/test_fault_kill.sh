@@ -16,27 +16,20 @@
 tr_shared_setup 30
 db=$TR_DB
 
-follow_max=0 follow_total=0 wait_max=0 runner=''
-t_on_exit '[ -z "$runner" ] || kill -KILL "$runner" 2>/dev/null'
+follow_max=0 follow_total=0 wait_max=0
 for trial in $(seq 1 "$TR_TRIALS"); do
-    tr_trial "$trial"
-    tr_database "$PGSTEP_TEST_PORT" "$db"
-    tr_random_ms "$TR_WINDOW_MS"
-    delay=$TR_MS
-    "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
-    runner=$!
-    tr_sleep_ms "$delay"
-    kill -KILL "$runner" 2>/dev/null || true
+    tr_start_apply "$trial"
+    kill -KILL "$TR_RUNNER" 2>/dev/null || true
     rc=0
-    { wait "$runner"; } 2>/dev/null || rc=$?
-    runner=''
+    { wait "$TR_RUNNER"; } 2>/dev/null || rc=$?
+    TR_RUNNER=''
     case $rc in
     137) tr_count "killed" ;;
     0) tr_count "finished-first" ;;
     *) tr_fail "apply exited $rc before the kill" ;;
     esac
     applied=$(tr_applied "$PGSTEP_TEST_PORT" "$db")
-    echo "  killed after ${delay} ms with $applied of $TR_STEPS steps recorded"
+    echo "  killed after ${TR_DELAY_MS} ms with $applied of $TR_STEPS steps recorded"
     tr_check "$PGSTEP_TEST_PORT" "$db" fault
     tr_follow_up "$T_DIR/pgstep.conf" "$T_DIR/steps"
     waited=$(tr_lock_wait_ms)

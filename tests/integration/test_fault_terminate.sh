@@ -16,8 +16,6 @@ tr_shared_setup 10
 port=$PGSTEP_TEST_PORT
 db=$TR_DB
 
-runner=''
-t_on_exit '[ -z "$runner" ] || kill -KILL "$runner" 2>/dev/null'
 
 # pgstep's backends are those with its application_name; while a step runs longer than 10 s it
 # also opens a short-lived second connection to read who blocks it (none of these steps does),
@@ -30,18 +28,12 @@ terminate() {
 }
 
 for trial in $(seq 1 "$TR_TRIALS"); do
-    tr_trial "$trial"
-    tr_database "$port" "$db"
-    tr_random_ms "$TR_WINDOW_MS"
-    delay=$TR_MS
-    "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
-    runner=$!
-    tr_sleep_ms "$delay"
+    tr_start_apply "$trial"
     # At that moment pgstep may be between connections (starting, or reconnecting): the first
     # backend it has from then on is the one ended.
     ended=0
     for _ in $(seq 1 200); do
-        kill -0 "$runner" 2>/dev/null || break
+        kill -0 "$TR_RUNNER" 2>/dev/null || break
         ended=$(terminate)
         [ "$ended" = 0 ] || break
         sleep 0.005
@@ -49,14 +41,14 @@ for trial in $(seq 1 "$TR_TRIALS"); do
     applied=$(tr_applied "$port" "$db")
     tr_check "$port" "$db" fault
     rc=0
-    wait "$runner" || rc=$?
-    runner=''
+    wait "$TR_RUNNER" || rc=$?
+    TR_RUNNER=''
     if [ "$ended" = 0 ]; then
         tr_count "finished-first"
     else
         tr_count "terminated"
     fi
-    echo "  backend ended after ${delay} ms ($ended) with $applied of $TR_STEPS steps recorded; apply exited $rc"
+    echo "  backend ended after ${TR_DELAY_MS} ms ($ended) with $applied of $TR_STEPS steps recorded; apply exited $rc"
     tr_count "exit=$rc"
     case $rc in
     0) ;;

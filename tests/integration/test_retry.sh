@@ -98,21 +98,26 @@ t_stderr_has 'Exit code 75\.'
 release_table
 rm "$T_DIR/steps/V5__lock.sql" "$T_DIR/steps/V6__never.sql"
 
+# terminate_pgstep_when CONDITION WHAT: terminates pgstep's backend in $db once it matches
+# CONDITION (on pg_stat_activity), polling for 10 s; fails naming WHAT if it never does.
+terminate_pgstep_when() {
+    local killed=0
+    for _ in $(seq 1 100); do
+        killed=$(t_psql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                                  WHERE application_name = 'pgstep' AND datname = '$db' AND $1")
+        [ "$killed" = 1 ] && return 0
+        sleep 0.1
+    done
+    t_fail "pgstep's backend was never seen $2"
+}
+
 # 3. pgstep's backend is terminated while a step runs: reconnect, rerun, record once.
 printf 'CREATE TABLE conn_marker (id int);\nSELECT pg_sleep(3);\n' >"$T_DIR/steps/V7__slow.sql"
 t_conf "$T_DIR/pgstep.conf" "$db" 'apply: { retries = 3; };'
 "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
 pid=$!
 t_on_exit "kill $pid 2>/dev/null"
-killed=0
-for _ in $(seq 1 100); do
-    killed=$(t_psql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                              WHERE application_name = 'pgstep' AND datname = '$db'
-                                AND state = 'active' AND query LIKE '%SELECT pg_sleep(3)%'")
-    [ "$killed" = 1 ] && break
-    sleep 0.1
-done
-[ "$killed" = 1 ] || t_fail "pgstep's backend was never seen running V7's pg_sleep"
+terminate_pgstep_when "state = 'active' AND query LIKE '%SELECT pg_sleep(3)%'" "running V7's pg_sleep"
 killed_at=$(t_now_ms)
 rc=0
 wait "$pid" || rc=$?
@@ -144,15 +149,7 @@ done
 "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
 pid=$!
 t_on_exit "kill $pid 2>/dev/null"
-killed=0
-for _ in $(seq 1 100); do
-    killed=$(t_psql postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                              WHERE application_name = 'pgstep' AND datname = '$db'
-                                AND wait_event_type = 'Lock'")
-    [ "$killed" = 1 ] && break
-    sleep 0.1
-done
-[ "$killed" = 1 ] || t_fail "pgstep's backend was never seen waiting to read the history"
+terminate_pgstep_when "wait_event_type = 'Lock'" "waiting to read the history"
 t_psql postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                  WHERE application_name = 'pgstep_hlocker'" >/dev/null
 rc=0

@@ -174,6 +174,22 @@ tr_shared_setup() {
     t_on_exit "pg_psql $PGSTEP_TEST_PORT postgres -c 'DROP DATABASE IF EXISTS \"$TR_DB\" WITH (FORCE)' >/dev/null"
     tr_conf "$T_DIR/pgstep.conf" "$PGSTEP_TEST_PORT" "$TR_DB" \
         'wait: { timeout = 60; }; lock: { timeout = 60; };'
+    TR_RUNNER=''
+    t_on_exit '[ -z "$TR_RUNNER" ] || kill -KILL "$TR_RUNNER" 2>/dev/null'
+}
+
+# tr_start_apply I: starts trial I on a fresh TR_DB: pgstep apply in the background (its pid in
+# TR_RUNNER, its output in T_DIR/stdout and stderr), then sleeps TR_DELAY_MS, a random moment
+# within TR_WINDOW_MS, after which the caller brings the fault.
+tr_start_apply() {
+    tr_trial "$1"
+    tr_database "$PGSTEP_TEST_PORT" "$TR_DB"
+    tr_random_ms "$TR_WINDOW_MS"
+    TR_DELAY_MS=$TR_MS
+    "$PGSTEP_BIN" -c "$T_DIR/pgstep.conf" -d "$T_DIR/steps" apply >"$T_DIR/stdout" 2>"$T_DIR/stderr" &
+    # shellcheck disable=SC2034 # read by the tests
+    TR_RUNNER=$!
+    tr_sleep_ms "$TR_DELAY_MS"
 }
 
 # tr_check PORT DB PHASE: the invariant, read in one snapshot (the runner may still be going).
